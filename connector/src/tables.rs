@@ -1,0 +1,89 @@
+//! Registering dataset files (CSV with a header row, Parquet, Arrow IPC; a
+//! file or a folder of files of one format) as DataFusion tables.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use datafusion::catalog::TableProvider;
+use datafusion::datasource::file_format::arrow::ArrowFormat;
+use datafusion::datasource::file_format::csv::CsvFormat;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::file_format::FileFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::execution::SessionState;
+
+use crate::{Error, Result};
+
+/// The file formats a dataset can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Comma-separated values with a header row.
+    Csv,
+    /// Apache Parquet.
+    Parquet,
+    /// Arrow IPC file format.
+    Arrow,
+}
+
+impl Format {
+    /// The format of `path` by its extension, or of the first file in a folder.
+    pub fn detect(path: &Path) -> Option<Self> {
+        if path.is_dir() {
+            let mut entries: Vec<_> = std::fs::read_dir(path).ok()?.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+            entries.sort();
+            return entries.iter().find_map(|p| Self::from_extension(p));
+        }
+        Self::from_extension(path)
+    }
+
+    fn from_extension(path: &Path) -> Option<Self> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "csv" => Some(Self::Csv),
+            "parquet" | "pq" => Some(Self::Parquet),
+            "arrow" | "ipc" | "feather" => Some(Self::Arrow),
+            _ => None,
+        }
+    }
+
+    fn extension(self) -> &'static str {
+        match self {
+            Self::Csv => ".csv",
+            Self::Parquet => ".parquet",
+            Self::Arrow => ".arrow",
+        }
+    }
+
+    fn file_format(self) -> Arc<dyn FileFormat> {
+        match self {
+            Self::Csv => Arc::new(CsvFormat::default().with_has_header(true)),
+            Self::Parquet => Arc::new(ParquetFormat::default()),
+            Self::Arrow => Arc::new(ArrowFormat),
+        }
+    }
+}
+
+/// A table provider over the file or folder at `path`, schema inferred.
+pub async fn open_table(state: &SessionState, name: &str, path: &Path) -> Result<Arc<dyn TableProvider>> {
+    let fail = |reason: String| Error::Table {
+        name: name.to_owned(),
+        path: path.display().to_string(),
+        reason,
+    };
+    let canonical = path.canonicalize().map_err(|e| fail(e.to_string()))?;
+    let format = Format::detect(&canonical).ok_or_else(|| fail("not a `.csv`, `.parquet` or `.arrow` file or folder".to_owned()))?;
+    let mut location = canonical.display().to_string();
+    if canonical.is_dir() && !location.ends_with('/') {
+        location.push('/');
+    }
+    let url = ListingTableUrl::parse(&location).map_err(|e| fail(first_line(&e.to_string())))?;
+    let extension = if canonical.is_dir() { format.extension().to_owned() } else { String::new() };
+    let options = ListingOptions::new(format.file_format()).with_file_extension(extension);
+    let schema = options.infer_schema(state, &url).await.map_err(|e| fail(first_line(&e.to_string())))?;
+    let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(schema);
+    let table = ListingTable::try_new(config).map_err(|e| fail(first_line(&e.to_string())))?;
+    Ok(Arc::new(table))
+}
+
+fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or_default().to_owned()
+}

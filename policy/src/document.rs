@@ -1,0 +1,450 @@
+//! Signed documents: usage policies, offers, agreements and receipts.
+//!
+//! One generic type, [`SignedDocument`], holds a compact JWS and its decoded
+//! payload. The header carries `typ` (one per [`DocumentKind`]), `kid` and
+//! the signer's public key as `jwk`, so a document verifies on its own;
+//! who the signer must be is the caller's decision (`expected_signer`, or
+//! [`verify_issuer`] against the signer's membership credential).
+//!
+//! [`SignedDocument::verify`] checks the header (`alg`, then `jwk` and `kid`
+//! agreeing, else [`Error::Malformed`] / [`Error::UnknownKeyId`]), the
+//! expected signer if one is given ([`Error::BadSignature`]: the document
+//! does not verify with that key), the signature ([`Error::BadSignature`]) and
+//! last the `typ` ([`Error::Malformed`]). Each document has a content hash,
+//! `sha256:<hex>` of its canonical JSON payload, that other documents embed.
+
+use std::fmt;
+
+use serde::de::{self, DeserializeOwned};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::credential::MembershipCredential;
+use crate::error::{Error, Result};
+use crate::jws::{Header, decode_header, payload_value, sign_jws, verify_jws};
+use crate::keys::{KeyPair, PublicKey};
+
+pub use crate::canonical::{content_hash, hash_bytes};
+
+/// What a signed document is; fixes its JWS `typ`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DocumentKind {
+    /// A provider's usage policy for a dataset.
+    UsagePolicy,
+    /// A dataset offer published to the catalog.
+    Offer,
+    /// A contract between provider and consumer.
+    Agreement,
+    /// A receipt for an answered query.
+    Receipt,
+}
+
+impl DocumentKind {
+    /// Every kind.
+    pub const ALL: [Self; 4] = [
+        Self::UsagePolicy,
+        Self::Offer,
+        Self::Agreement,
+        Self::Receipt,
+    ];
+
+    /// The JWS `typ` of this kind.
+    pub fn typ(self) -> &'static str {
+        match self {
+            Self::UsagePolicy => "usage-policy+jws",
+            Self::Offer => "offer+jws",
+            Self::Agreement => "agreement+jws",
+            Self::Receipt => "receipt+jws",
+        }
+    }
+
+    /// The kind with JWS `typ` `typ`.
+    pub fn from_typ(typ: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.typ() == typ)
+    }
+
+    /// The name of this kind in messages.
+    pub fn what(self) -> &'static str {
+        match self {
+            Self::UsagePolicy => "usage policy",
+            Self::Offer => "offer",
+            Self::Agreement => "agreement",
+            Self::Receipt => "receipt",
+        }
+    }
+}
+
+impl fmt::Display for DocumentKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.what())
+    }
+}
+
+/// A verified (or freshly signed) document: its JWS and decoded payload.
+///
+/// Serializes as the JWS string. Deserializing verifies the signature with
+/// the embedded key and accepts any known `typ`; callers that need a given
+/// kind or signer check [`SignedDocument::kind`] and
+/// [`SignedDocument::signer`], or use [`SignedDocument::verify`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignedDocument<T> {
+    jws: String,
+    payload: T,
+    kind: DocumentKind,
+    signer: PublicKey,
+    hash: String,
+}
+
+impl<T: Serialize + DeserializeOwned> SignedDocument<T> {
+    /// Signs `payload` as a document of `kind` with `key`; the JWS payload is
+    /// the canonical JSON of `payload`.
+    pub fn sign(payload: T, kind: DocumentKind, key: &KeyPair) -> Result<Self> {
+        let jws = sign_jws(kind.typ(), true, &payload, key)?;
+        let hash = content_hash(&payload)?;
+        Ok(Self {
+            jws,
+            payload,
+            kind,
+            signer: key.public_key(),
+            hash,
+        })
+    }
+
+    /// Verifies `jws` as a document of `kind`, signed by `expected_signer` if
+    /// given. See the module documentation for the checks and their errors.
+    pub fn verify(
+        jws: &str,
+        kind: DocumentKind,
+        expected_signer: Option<&PublicKey>,
+    ) -> Result<Self> {
+        let what = kind.what();
+        let signer = embedded_signer(decode_header(jws, what)?, what)?;
+        if expected_signer.is_some_and(|expected| *expected != signer) {
+            return Err(Error::BadSignature { what });
+        }
+        let (header, payload): (Header, T) = verify_jws(jws, &signer, what)?;
+        if header.typ() != kind.typ() {
+            return Err(Error::malformed(
+                what,
+                format!("`typ` is `{}`, expected `{}`", header.typ(), kind.typ()),
+            ));
+        }
+        let hash = content_hash(&payload_value(jws, what)?)?;
+        Ok(Self {
+            jws: jws.to_owned(),
+            payload,
+            kind,
+            signer,
+            hash,
+        })
+    }
+}
+
+impl<T> SignedDocument<T> {
+    /// The compact JWS.
+    pub fn jws(&self) -> &str {
+        &self.jws
+    }
+
+    /// The decoded payload.
+    pub fn payload(&self) -> &T {
+        &self.payload
+    }
+
+    /// The decoded payload, consuming the document.
+    pub fn into_payload(self) -> T {
+        self.payload
+    }
+
+    /// What the document is.
+    pub fn kind(&self) -> DocumentKind {
+        self.kind
+    }
+
+    /// The key that signed the document.
+    pub fn signer(&self) -> PublicKey {
+        self.signer
+    }
+
+    /// `sha256:<hex>` of the canonical JSON of the signed payload.
+    pub fn content_hash(&self) -> &str {
+        &self.hash
+    }
+}
+
+/// The `jwk` of a document header, which must agree with its `kid`.
+fn embedded_signer(header: Header, what: &'static str) -> Result<PublicKey> {
+    let signer = header
+        .jwk
+        .ok_or_else(|| Error::malformed(what, "the header has no `jwk`"))?;
+    let kid = header
+        .kid
+        .ok_or_else(|| Error::malformed(what, "the header has no `kid`"))?;
+    if kid != signer.key_id() {
+        return Err(Error::UnknownKeyId { kid });
+    }
+    Ok(signer)
+}
+
+/// Checks that a document claiming `claimed_issuer` as issuer was signed by
+/// that participant: `credential` (already verified) must be the claimed
+/// issuer's and hold `signer`'s key. Else [`Error::SignerMismatch`].
+pub fn verify_issuer(
+    claimed_issuer: &str,
+    credential: &MembershipCredential,
+    signer: &PublicKey,
+) -> Result<()> {
+    if credential.sub != claimed_issuer {
+        return Err(Error::SignerMismatch {
+            claimed: claimed_issuer.into(),
+            signer: credential.sub.clone(),
+        });
+    }
+    if credential.jwk != *signer {
+        return Err(Error::SignerMismatch {
+            claimed: claimed_issuer.into(),
+            signer: format!("key `{}`", signer.key_id()),
+        });
+    }
+    Ok(())
+}
+
+impl<T> Serialize for SignedDocument<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.jws)
+    }
+}
+
+impl<'de, T: Serialize + DeserializeOwned> Deserialize<'de> for SignedDocument<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let jws = String::deserialize(deserializer)?;
+        let header = decode_header(&jws, "signed document").map_err(de::Error::custom)?;
+        let kind = DocumentKind::from_typ(header.typ()).ok_or_else(|| {
+            de::Error::custom(format!("unknown signed document type `{}`", header.typ()))
+        })?;
+        Self::verify(&jws, kind, None).map_err(de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::credential::Attributes;
+    use crate::jws::forge;
+    use serde_json::{Value, json};
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    struct Offer {
+        id: String,
+        issuer: String,
+        dataset: String,
+        rows: u64,
+    }
+
+    fn offer() -> Offer {
+        Offer {
+            id: "urn:offer:1".into(),
+            issuer: "platform-north".into(),
+            dataset: "telemetry".into(),
+            rows: 42,
+        }
+    }
+
+    fn signed(key: &KeyPair) -> SignedDocument<Offer> {
+        SignedDocument::sign(offer(), DocumentKind::Offer, key).unwrap()
+    }
+
+    fn verify(jws: &str, expected: Option<&PublicKey>) -> Result<SignedDocument<Offer>> {
+        SignedDocument::verify(jws, DocumentKind::Offer, expected)
+    }
+
+    fn credential(sub: &str, key: &PublicKey) -> MembershipCredential {
+        MembershipCredential {
+            iss: "authority".into(),
+            sub: sub.into(),
+            name: sub.into(),
+            jwk: *key,
+            attributes: Attributes::default(),
+            iat: 0,
+            exp: 1,
+        }
+    }
+
+    #[test]
+    fn sign_and_verify_round_trip_for_every_kind() {
+        let key = KeyPair::generate().unwrap();
+        for kind in DocumentKind::ALL {
+            let doc = SignedDocument::sign(offer(), kind, &key).unwrap();
+            let header = forge::header_of(doc.jws());
+            assert_eq!(header["typ"], kind.typ());
+            assert_eq!(header["kid"], key.public_key().key_id());
+            assert_eq!(
+                header["jwk"],
+                serde_json::to_value(key.public_key()).unwrap()
+            );
+            let back =
+                SignedDocument::<Offer>::verify(doc.jws(), kind, Some(&key.public_key())).unwrap();
+            assert_eq!(back, doc);
+            assert_eq!(back.kind(), kind);
+            assert_eq!(back.signer(), key.public_key());
+            assert_eq!(back.payload(), &offer());
+            assert_eq!(DocumentKind::from_typ(kind.typ()), Some(kind));
+        }
+    }
+
+    #[test]
+    fn content_hash_is_the_hash_of_the_payload() {
+        let key = KeyPair::generate().unwrap();
+        let doc = signed(&key);
+        assert_eq!(doc.content_hash(), content_hash(&offer()).unwrap());
+        assert!(doc.content_hash().starts_with("sha256:"));
+        let verified = verify(doc.jws(), None).unwrap();
+        assert_eq!(verified.content_hash(), doc.content_hash());
+    }
+
+    #[test]
+    fn content_hash_ignores_key_order_of_a_hand_written_payload() {
+        let key = KeyPair::generate().unwrap();
+        let header = forge::header_of(signed(&key).jws());
+        let payload = json!({"rows": 42, "dataset": "telemetry", "issuer": "platform-north", "id": "urn:offer:1"});
+        let jws = forge::signed(&header, &payload, &key);
+        assert_eq!(
+            verify(&jws, None).unwrap().content_hash(),
+            signed(&key).content_hash()
+        );
+    }
+
+    #[test]
+    fn serializes_as_the_jws_string() {
+        let key = KeyPair::generate().unwrap();
+        let doc = signed(&key);
+        let json = serde_json::to_value(&doc).unwrap();
+        assert_eq!(json, Value::String(doc.jws().into()));
+        let back: SignedDocument<Offer> = serde_json::from_value(json).unwrap();
+        assert_eq!(back, doc);
+    }
+
+    #[test]
+    fn deserializing_refuses_a_tampered_document() {
+        let key = KeyPair::generate().unwrap();
+        let tampered = forge::with_payload(signed(&key).jws(), |p| p["rows"] = json!(1));
+        assert!(serde_json::from_value::<SignedDocument<Offer>>(Value::String(tampered)).is_err());
+        let unknown = forge::signed(&json!({"alg": "EdDSA", "typ": "JWT"}), &json!({}), &key);
+        assert!(serde_json::from_value::<SignedDocument<Offer>>(Value::String(unknown)).is_err());
+    }
+
+    #[test]
+    fn refuses_another_kind() {
+        let key = KeyPair::generate().unwrap();
+        let doc = SignedDocument::sign(offer(), DocumentKind::Agreement, &key).unwrap();
+        let err = verify(doc.jws(), None).unwrap_err();
+        assert!(
+            matches!(err, Error::Malformed { what: "offer", .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn refuses_an_unexpected_signer() {
+        let key = KeyPair::generate().unwrap();
+        let other = KeyPair::generate().unwrap();
+        let err = verify(signed(&key).jws(), Some(&other.public_key())).unwrap_err();
+        assert!(matches!(err, Error::BadSignature { .. }), "{err}");
+    }
+
+    #[test]
+    fn refuses_a_tampered_payload() {
+        let key = KeyPair::generate().unwrap();
+        let tampered = forge::with_payload(signed(&key).jws(), |p| p["rows"] = json!(1_000_000));
+        let err = verify(&tampered, None).unwrap_err();
+        assert!(matches!(err, Error::BadSignature { .. }), "{err}");
+    }
+
+    #[test]
+    fn refuses_a_tampered_header() {
+        let key = KeyPair::generate().unwrap();
+        let tampered = forge::with_header(signed(&key).jws(), |h| h["typ"] = json!("receipt+jws"));
+        let err = verify(&tampered, None).unwrap_err();
+        assert!(matches!(err, Error::BadSignature { .. }), "{err}");
+    }
+
+    #[test]
+    fn refuses_a_swapped_embedded_key() {
+        // Replace key and kid with another participant's, keep the signature.
+        let key = KeyPair::generate().unwrap();
+        let other = KeyPair::generate().unwrap().public_key();
+        let tampered = forge::with_header(signed(&key).jws(), |h| {
+            h["jwk"] = serde_json::to_value(other).unwrap();
+            h["kid"] = json!(other.key_id());
+        });
+        let err = verify(&tampered, Some(&other)).unwrap_err();
+        assert!(matches!(err, Error::BadSignature { .. }), "{err}");
+    }
+
+    #[test]
+    fn refuses_a_kid_that_does_not_name_the_embedded_key() {
+        let key = KeyPair::generate().unwrap();
+        let tampered = forge::with_header(signed(&key).jws(), |h| h["kid"] = json!("other"));
+        let err = verify(&tampered, None).unwrap_err();
+        assert!(
+            matches!(err, Error::UnknownKeyId { ref kid } if kid == "other"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn refuses_a_header_without_jwk_or_kid() {
+        let key = KeyPair::generate().unwrap();
+        for member in ["jwk", "kid"] {
+            let mut header = forge::header_of(signed(&key).jws());
+            header.as_object_mut().unwrap().remove(member);
+            let jws = forge::signed(&header, &serde_json::to_value(offer()).unwrap(), &key);
+            let err = verify(&jws, None).unwrap_err();
+            assert!(matches!(err, Error::Malformed { .. }), "{member}: {err}");
+        }
+    }
+
+    #[test]
+    fn refuses_alg_none_and_other_algorithms() {
+        let key = KeyPair::generate().unwrap();
+        let payload = serde_json::to_value(offer()).unwrap();
+        let mut header = forge::header_of(signed(&key).jws());
+        header["alg"] = json!("none");
+        let err = verify(&forge::assemble(&header, &payload, ""), None).unwrap_err();
+        assert!(matches!(err, Error::AlgorithmNone), "{err}");
+        header["alg"] = json!("HS256");
+        let token = forge::hmac_signed(&header, &payload, key.public_key().as_bytes());
+        let err = verify(&token, None).unwrap_err();
+        assert!(matches!(err, Error::AlgorithmNotAllowed { .. }), "{err}");
+        for alg in ["RS256", "ES256"] {
+            header["alg"] = json!(alg);
+            let err = verify(&forge::signed(&header, &payload, &key), None).unwrap_err();
+            assert!(
+                matches!(err, Error::AlgorithmNotAllowed { .. }),
+                "{alg}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn verify_issuer_accepts_the_credentialed_signer() {
+        let key = KeyPair::generate().unwrap().public_key();
+        assert!(verify_issuer("platform-north", &credential("platform-north", &key), &key).is_ok());
+    }
+
+    #[test]
+    fn verify_issuer_refuses_another_participant_or_key() {
+        let key = KeyPair::generate().unwrap().public_key();
+        let other = KeyPair::generate().unwrap().public_key();
+        let err =
+            verify_issuer("platform-north", &credential("sme-south", &key), &key).unwrap_err();
+        assert!(matches!(err, Error::SignerMismatch { .. }), "{err}");
+        let err = verify_issuer(
+            "platform-north",
+            &credential("platform-north", &key),
+            &other,
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::SignerMismatch { .. }), "{err}");
+    }
+}

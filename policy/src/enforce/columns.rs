@@ -1,0 +1,92 @@
+//! Rules `denied_column` and `entity_column`: which references to governed
+//! columns an expression may make.
+
+use datafusion::logical_expr::Expr;
+
+use super::lineage::{Col, Scopes, Source, classify, direct_children};
+use super::refusal::{Decision, Refusal, Rule};
+use crate::model::ColumnClass;
+
+/// Where a reference stands, which decides whether an entity column may appear.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Use {
+    /// A projection item that passes a column through unchanged, or the
+    /// argument of `count(DISTINCT ...)` in an enforced aggregate: an entity
+    /// column of an aggregate-mode dataset may appear here.
+    EntityAllowed,
+    /// Anywhere else.
+    Other,
+}
+
+/// Refuses `expr` if it references a denied column, or an entity column
+/// where `usage` does not allow it. `entity_ok` says whether the entity's
+/// dataset is in aggregate mode (in rows mode entities are unreferencable).
+pub fn check_references(
+    expr: &Expr,
+    scopes: &Scopes<'_>,
+    usage: Use,
+    entity_ok: &dyn Fn(&Source) -> bool,
+) -> Decision<()> {
+    let expr = strip_alias(expr);
+    let bare = matches!(expr, Expr::Column(_) | Expr::OuterReferenceColumn(..));
+    match expr {
+        Expr::Column(_) | Expr::OuterReferenceColumn(..) => {
+            let col = classify(expr, scopes)?;
+            for source in col.sources() {
+                check_source(source, bare && usage == Use::EntityAllowed && entity_ok(source))?;
+            }
+            Ok(())
+        }
+        _ => {
+            for child in direct_children(expr) {
+                check_references(child, scopes, Use::Other, entity_ok)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Refuses a governed source that may not be referenced here.
+pub fn check_source(source: &Source, entity_allowed: bool) -> Decision<()> {
+    match source.class {
+        ColumnClass::Denied => Err(denied(source)),
+        ColumnClass::Entity if !entity_allowed => Err(Refusal::new(
+            Rule::EntityColumn,
+            format!(
+                "the column `{}` of `{}` identifies entities: it may not be output, filtered or grouped on, only counted with `count(DISTINCT {})`",
+                source.column, source.table, source.column
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The refusal for a denied column.
+pub fn denied(source: &Source) -> Refusal {
+    Refusal::new(
+        Rule::DeniedColumn,
+        format!(
+            "the column `{}` of `{}` is denied by its usage policy and may not be referenced (also not through `*`)",
+            source.column, source.table
+        ),
+    )
+}
+
+/// Refuses every denied or entity column among `cols` (for nodes such as
+/// `DISTINCT` or `UNION` that compare whole rows, and for the final output).
+pub fn check_columns(cols: &[Col]) -> Decision<()> {
+    for col in cols {
+        for source in col.sources() {
+            check_source(source, false)?;
+        }
+    }
+    Ok(())
+}
+
+/// `expr` without its outer aliases.
+pub fn strip_alias(expr: &Expr) -> &Expr {
+    match expr {
+        Expr::Alias(alias) => strip_alias(&alias.expr),
+        other => other,
+    }
+}

@@ -1,0 +1,386 @@
+//! The walk over the plan: one function per kind of node, each checking its
+//! expressions, deriving the lineage of its output, and rebuilding it over
+//! its rewritten inputs.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::DFSchema;
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::{Aggregate, Distinct, Expr, LogicalPlan, TableScan};
+
+use super::aggregate::check_enforced_aggregate;
+use super::columns::{Use, check_columns, check_references};
+use super::filter::{check_row_filter, is_constant};
+use super::lineage::{Col, Rel, Scope, Scopes, Source, classify};
+use super::refusal::{Decision, Refusal, Rule};
+use super::row_filter::apply_row_filter;
+use super::threshold::{apply_threshold, node_name};
+use super::Governed;
+
+/// State of one enforcement run.
+pub struct Enforcer<'a> {
+    governed: &'a Governed,
+    state: &'a SessionState,
+    guard: bool,
+    now: DateTime<Utc>,
+    scanned: Vec<String>,
+}
+
+impl<'a> Enforcer<'a> {
+    /// A run over `governed` at `now`; `guard` asks for guarded columns.
+    pub fn new(governed: &'a Governed, state: &'a SessionState, guard: bool, now: DateTime<Utc>) -> Self {
+        Self { governed, state, guard, now, scanned: Vec::new() }
+    }
+
+    /// The datasets scanned so far.
+    pub fn scanned(&self) -> Vec<String> {
+        self.scanned.clone()
+    }
+
+    fn is_aggregate_rows(&self, rel: &Rel) -> bool {
+        rel.unaggregated.iter().any(|t| self.governed.is_aggregate(t))
+    }
+
+    fn entity_ok(&self) -> impl Fn(&Source) -> bool + '_ {
+        |s: &Source| self.governed.is_aggregate(&s.table)
+    }
+
+    /// Enforces `plan`, whose correlated subqueries may see `outer`.
+    pub fn visit(&mut self, plan: &LogicalPlan, outer: &[Scope<'_>]) -> Decision<(LogicalPlan, Rel)> {
+        let mut inputs = Vec::new();
+        let mut rels = Vec::new();
+        for input in plan.inputs() {
+            let (rewritten, rel) = self.visit(input, outer)?;
+            inputs.push(rewritten);
+            rels.push(rel);
+        }
+        if let LogicalPlan::TableScan(scan) = plan {
+            return self.scan(scan);
+        }
+        let empty = Rel::default();
+        let input_rel = rels.first().unwrap_or(&empty);
+        let input_schema: &DFSchema = plan.inputs().first().map_or(plan.schema().as_ref(), |i| i.schema().as_ref());
+        let local = Scope { schema: input_schema, rel: input_rel };
+        let scopes = Scopes { local, outer };
+        let rel = self.check_node(plan, &rels, &scopes)?;
+        let subqueries = self.visit_subqueries(plan, local, outer)?;
+        if let LogicalPlan::Aggregate(aggregate) = plan {
+            if self.is_aggregate_rows(input_rel) {
+                let table = input_rel.unaggregated.first().map(|t| t.to_string()).unwrap_or_default();
+                return self.enforced_aggregate(aggregate, &table, inputs, subqueries);
+            }
+        }
+        let rebuilt = rebuild(plan, inputs, subqueries, self.guard)?;
+        Ok((rebuilt, rel))
+    }
+
+    fn scan(&mut self, scan: &TableScan) -> Decision<(LogicalPlan, Rel)> {
+        let name = scan.table_name.table().to_owned();
+        let Some(policy) = self.governed.get(&name) else {
+            return Err(Refusal::new(
+                Rule::Table,
+                format!("`{}` is not a dataset of your agreements", scan.table_name),
+            ));
+        };
+        if !policy.is_valid_at(self.now) {
+            return Err(Refusal::new(
+                Rule::Validity,
+                format!("the usage policy of `{name}` is not in force now"),
+            ));
+        }
+        if !scan.filters.is_empty() || scan.fetch.is_some() {
+            return Err(Refusal::new(Rule::Structure, "a scan may not carry filters or limits of its own"));
+        }
+        let table: Arc<str> = Arc::from(name.as_str());
+        let cols = scan
+            .projected_schema
+            .fields()
+            .iter()
+            .map(|f| {
+                Col::Bare(Source {
+                    table: Arc::clone(&table),
+                    column: Arc::from(f.name().as_str()),
+                    class: policy.class_of(f.name()),
+                })
+            })
+            .collect();
+        let rel = Rel { cols, unaggregated: vec![table], impure: None };
+        let plan = match &policy.row_filter {
+            Some(sql) => apply_row_filter(self.state, scan.clone(), sql, self.guard)?,
+            None => LogicalPlan::TableScan(scan.clone()),
+        };
+        if !self.scanned.contains(&name) {
+            self.scanned.push(name);
+        }
+        Ok((plan, rel))
+    }
+
+    fn enforced_aggregate(
+        &mut self,
+        aggregate: &Aggregate,
+        table: &str,
+        mut inputs: Vec<LogicalPlan>,
+        subqueries: Vec<LogicalPlan>,
+    ) -> Decision<(LogicalPlan, Rel)> {
+        if !subqueries.is_empty() {
+            return Err(Refusal::new(Rule::Structure, "an aggregate over dataset rows may not contain subqueries"));
+        }
+        let input = inputs.pop().ok_or_else(|| Refusal::new(Rule::Structure, "an aggregate without input"))?;
+        let policy = self
+            .governed
+            .get(table)
+            .ok_or_else(|| Refusal::new(Rule::Structure, "the aggregate's dataset is unknown"))?;
+        let (Some(aggregation), Some(entity)) = (&policy.aggregation, policy.entity_column()) else {
+            return Err(Refusal::new(Rule::Structure, "the policy has no aggregation settings"));
+        };
+        let rebuilt = apply_threshold(aggregate, input, entity, aggregation)?;
+        let rebuilt = if self.guard { recompute(rebuilt)? } else { rebuilt };
+        Ok((rebuilt, Rel::clean(aggregate.schema.fields().len())))
+    }
+
+    fn check_node(&self, plan: &LogicalPlan, rels: &[Rel], scopes: &Scopes<'_>) -> Decision<Rel> {
+        let input = scopes.local.rel;
+        let aggregate_rows = self.is_aggregate_rows(input);
+        let entity_ok = self.entity_ok();
+        let mut rel = input.clone();
+        match plan {
+            LogicalPlan::Projection(p) => {
+                rel.cols = Vec::with_capacity(p.expr.len());
+                for e in &p.expr {
+                    check_references(e, scopes, Use::EntityAllowed, &entity_ok)?;
+                    let col = classify(e, scopes)?;
+                    if aggregate_rows && !fits_below_aggregate(e, &col) {
+                        rel.taint(Refusal::new(
+                            Rule::Structure,
+                            format!("the computed column `{}` may not stand below the aggregate", e.schema_name()),
+                        ));
+                    }
+                    rel.cols.push(col);
+                }
+                if aggregate_rows && has_subqueries(plan) {
+                    rel.taint(Refusal::new(Rule::Structure, "a subquery may not stand below the aggregate"));
+                }
+            }
+            LogicalPlan::Filter(f) => {
+                check_references(&f.predicate, scopes, Use::Other, &entity_ok)?;
+                if aggregate_rows {
+                    check_row_filter(&f.predicate, scopes)?;
+                }
+            }
+            LogicalPlan::Aggregate(a) => return self.check_aggregate(a, plan, scopes, aggregate_rows),
+            LogicalPlan::Window(w) => {
+                for e in &w.window_expr {
+                    check_references(e, scopes, Use::Other, &entity_ok)?;
+                }
+                if aggregate_rows {
+                    return Err(Refusal::new(
+                        Rule::Structure,
+                        "window functions may only run over aggregated results, not over dataset rows",
+                    ));
+                }
+                for e in &w.window_expr {
+                    rel.cols.push(classify(e, scopes)?);
+                }
+            }
+            LogicalPlan::Sort(s) => {
+                for e in &s.expr {
+                    check_references(&e.expr, scopes, Use::Other, &entity_ok)?;
+                }
+                rel.taint(below("ORDER BY"));
+            }
+            LogicalPlan::Limit(_) => rel.taint(below("LIMIT or OFFSET")),
+            LogicalPlan::Repartition(_) => rel.taint(below("a repartition")),
+            LogicalPlan::Distinct(Distinct::All(_)) => {
+                check_columns(&input.cols)?;
+                rel.taint(below("DISTINCT"));
+            }
+            LogicalPlan::Distinct(Distinct::On(on)) => {
+                for e in on.on_expr.iter().chain(&on.select_expr) {
+                    check_references(e, scopes, Use::Other, &entity_ok)?;
+                }
+                rel.cols = on.select_expr.iter().map(|e| classify(e, scopes)).collect::<Decision<_>>()?;
+                rel.taint(below("DISTINCT ON"));
+            }
+            LogicalPlan::Union(_) => rel = union_rel(plan, rels)?,
+            LogicalPlan::Join(_) => rel = self.join_rel(plan, rels, scopes.outer)?,
+            LogicalPlan::SubqueryAlias(_) | LogicalPlan::Subquery(_) => {}
+            LogicalPlan::Values(_) | LogicalPlan::EmptyRelation(_) => rel = Rel::clean(plan.schema().fields().len()),
+            LogicalPlan::Unnest(_) => {
+                let all = Col::Derived(input.cols.iter().flat_map(|c| c.sources()).cloned().collect());
+                let col = if all.sources().is_empty() { Col::Clean } else { all };
+                rel.cols = vec![col; plan.schema().fields().len()];
+                rel.taint(below("UNNEST"));
+            }
+            LogicalPlan::RecursiveQuery(_) => {
+                if rels.iter().any(|r| !r.unaggregated.is_empty() || r.cols.iter().any(|c| *c != Col::Clean)) {
+                    return Err(Refusal::new(Rule::Structure, "recursive queries over datasets are not allowed"));
+                }
+                rel = Rel::clean(plan.schema().fields().len());
+            }
+            LogicalPlan::TableScan(_) => {}
+            other => {
+                return Err(Refusal::new(
+                    Rule::Statement,
+                    format!("`{}` is not allowed: only `SELECT` queries are", node_name(other)),
+                ));
+            }
+        }
+        Ok(rel)
+    }
+
+    fn check_aggregate(&self, a: &Aggregate, plan: &LogicalPlan, scopes: &Scopes<'_>, enforced: bool) -> Decision<Rel> {
+        let input = scopes.local.rel;
+        if enforced {
+            if let Some(reason) = &input.impure {
+                return Err(reason.clone());
+            }
+            let table = input.unaggregated.first().map(|t| t.to_string()).unwrap_or_default();
+            let policy = self
+                .governed
+                .get(&table)
+                .ok_or_else(|| Refusal::new(Rule::Structure, "the aggregate's dataset is unknown"))?;
+            check_enforced_aggregate(a, scopes, policy)?;
+            return Ok(Rel::clean(plan.schema().fields().len()));
+        }
+        let entity_ok = self.entity_ok();
+        let mut cols = Vec::new();
+        for e in a.group_expr.iter().chain(&a.aggr_expr) {
+            check_references(e, scopes, Use::Other, &entity_ok)?;
+            cols.push(classify(e, scopes)?);
+        }
+        Ok(Rel { cols: fit_width(cols, plan.schema().fields().len()), unaggregated: vec![], impure: None })
+    }
+
+    fn join_rel(&self, plan: &LogicalPlan, rels: &[Rel], outer: &[Scope<'_>]) -> Decision<Rel> {
+        if rels.iter().any(|r| !r.unaggregated.is_empty()) {
+            return Err(Refusal::new(
+                Rule::Join,
+                "the dataset's policy allows no join that reads its rows before aggregation (`joins: none`)",
+            ));
+        }
+        let cols: Vec<Col> = rels.iter().flat_map(|r| r.cols.clone()).collect();
+        let rel = Rel { cols: fit_width(cols, plan.schema().fields().len()), unaggregated: vec![], impure: None };
+        let scopes = Scopes { local: Scope { schema: plan.schema(), rel: &rel }, outer };
+        let entity_ok = self.entity_ok();
+        for e in plan.expressions() {
+            check_references(&e, &scopes, Use::Other, &entity_ok)?;
+        }
+        Ok(rel)
+    }
+
+    /// Enforces every subquery in the node's expressions, in traversal order.
+    fn visit_subqueries(&mut self, plan: &LogicalPlan, local: Scope<'_>, outer: &[Scope<'_>]) -> Decision<Vec<LogicalPlan>> {
+        let mut plans = Vec::new();
+        let _ = plan.apply_subqueries(|sub| {
+            plans.push(sub.clone());
+            Ok(TreeNodeRecursion::Continue)
+        });
+        let mut scopes = vec![local];
+        scopes.extend_from_slice(outer);
+        let mut out = Vec::with_capacity(plans.len());
+        for sub in plans {
+            let LogicalPlan::Subquery(subquery) = sub else { continue };
+            let (rewritten, rel) = self.visit(&subquery.subquery, &scopes)?;
+            check_columns(&rel.cols)?;
+            if self.is_aggregate_rows(&rel) {
+                return Err(Refusal::new(
+                    Rule::AggregationRequired,
+                    "a subquery returns dataset rows; only aggregates of the dataset may be used",
+                ));
+            }
+            let mut subquery = subquery.clone();
+            subquery.subquery = Arc::new(rewritten);
+            out.push(LogicalPlan::Subquery(subquery));
+        }
+        Ok(out)
+    }
+}
+
+fn below(what: &str) -> Refusal {
+    Refusal::new(Rule::Structure, format!("{what} may not stand between the dataset and its aggregate"))
+}
+
+/// Rule 6: below an enforced aggregate, projections pass bare columns,
+/// group-key functions of them, or literals.
+fn fits_below_aggregate(expr: &Expr, col: &Col) -> bool {
+    match col {
+        Col::Bare(_) | Col::KeyFn(_) => true,
+        Col::Clean => is_constant(expr),
+        Col::Derived(_) => false,
+    }
+}
+
+fn has_subqueries(plan: &LogicalPlan) -> bool {
+    let mut found = false;
+    let _ = plan.apply_subqueries(|_| {
+        found = true;
+        Ok(TreeNodeRecursion::Stop)
+    });
+    found
+}
+
+/// Lineage padded or collapsed to `width` columns. When the shapes do not
+/// line up (grouping sets, mark joins), every column conservatively derives
+/// from every source.
+fn fit_width(cols: Vec<Col>, width: usize) -> Vec<Col> {
+    if cols.len() == width {
+        return cols;
+    }
+    let sources: Vec<Source> = cols.iter().flat_map(|c| c.sources()).cloned().collect();
+    let col = if sources.is_empty() { Col::Clean } else { Col::Derived(sources) };
+    vec![col; width]
+}
+
+fn union_rel(plan: &LogicalPlan, rels: &[Rel]) -> Decision<Rel> {
+    for rel in rels {
+        check_columns(&rel.cols)?;
+    }
+    let width = plan.schema().fields().len();
+    let mut cols = Vec::with_capacity(width);
+    for i in 0..width {
+        let mut sources: Vec<Source> = Vec::new();
+        for rel in rels {
+            if let Some(col) = rel.cols.get(i) {
+                sources.extend(col.sources().into_iter().cloned());
+            }
+        }
+        cols.push(if sources.is_empty() { Col::Clean } else { Col::Derived(sources) });
+    }
+    let refs: Vec<&Rel> = rels.iter().collect();
+    let (unaggregated, impure) = Rel::merge_rows(&refs);
+    let mut rel = Rel { cols, unaggregated, impure };
+    rel.taint(below("UNION"));
+    Ok(rel)
+}
+
+/// The node over its rewritten inputs and subqueries.
+fn rebuild(plan: &LogicalPlan, inputs: Vec<LogicalPlan>, subqueries: Vec<LogicalPlan>, recompute_schema: bool) -> Decision<LogicalPlan> {
+    let mut inputs = inputs.into_iter();
+    let with_inputs = plan
+        .clone()
+        .map_children(|old| {
+            Ok(match inputs.next() {
+                Some(new) => Transformed::yes(new),
+                None => Transformed::no(old),
+            })
+        })
+        .map_err(internal)?
+        .data;
+    let mut subqueries = subqueries.into_iter();
+    let with_subqueries = with_inputs
+        .map_subqueries(|old| Ok(subqueries.next().map_or_else(|| Transformed::no(old), Transformed::yes)))
+        .map_err(internal)?
+        .data;
+    if recompute_schema { recompute(with_subqueries) } else { Ok(with_subqueries) }
+}
+
+fn recompute(plan: LogicalPlan) -> Decision<LogicalPlan> {
+    plan.recompute_schema().map_err(internal)
+}
+
+fn internal(e: datafusion::error::DataFusionError) -> Refusal {
+    let text = e.to_string();
+    Refusal::new(Rule::Structure, format!("the query cannot be enforced: {}", text.lines().next().unwrap_or_default()))
+}

@@ -1,0 +1,54 @@
+//! The row filter: planned from the policy's expression against each scan
+//! of the dataset (never pasted into SQL text) and put directly above it.
+//!
+//! When the query holds a predicate that could raise an error (division,
+//! casts, functions), the optimizer may evaluate it beside the row filter
+//! on rows the filter removes. Then every column of the scan is also
+//! guarded: `CASE WHEN <row filter> THEN c END`, so no consumer expression
+//! ever sees a value of a filtered row.
+
+use std::sync::Arc;
+
+use datafusion::common::Column;
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::{Expr, Filter, LogicalPlan, Projection, TableScan, when};
+
+use super::refusal::{Decision, Refusal, Rule};
+
+/// Puts the row filter `sql` above `scan`, guarding the columns if `guard`.
+pub fn apply_row_filter(state: &SessionState, scan: TableScan, sql: &str, guard: bool) -> Decision<LogicalPlan> {
+    let predicate = state
+        .create_logical_expr(sql, &scan.projected_schema)
+        .map_err(|_| {
+            Refusal::new(
+                Rule::Table,
+                format!("the row filter of `{}` does not fit the table; the provider must fix its policy", scan.table_name),
+            )
+        })?;
+    let schema = Arc::clone(&scan.projected_schema);
+    let filtered = Filter::try_new(predicate.clone(), Arc::new(LogicalPlan::TableScan(scan))).map_err(internal)?;
+    let filtered = LogicalPlan::Filter(filtered);
+    if !guard {
+        return Ok(filtered);
+    }
+    let guarded: Vec<Expr> = schema
+        .iter()
+        .map(|(qualifier, field)| {
+            let column = Expr::Column(Column::new(qualifier.cloned(), field.name()));
+            when(predicate.clone(), column)
+                .end()
+                .map(|e| e.alias_qualified(qualifier.cloned(), field.name()))
+        })
+        .collect::<Result<_, _>>()
+        .map_err(internal)?;
+    let projection = Projection::try_new(guarded, Arc::new(filtered)).map_err(internal)?;
+    Ok(LogicalPlan::Projection(projection))
+}
+
+fn internal(e: datafusion::error::DataFusionError) -> Refusal {
+    let text = e.to_string();
+    Refusal::new(
+        Rule::Structure,
+        format!("the row filter cannot be applied: {}", text.lines().next().unwrap_or_default()),
+    )
+}

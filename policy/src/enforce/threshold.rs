@@ -1,0 +1,116 @@
+//! Rule 5 (threshold): every group of an enforced aggregate holds at least
+//! `min_rows` rows and `min_entities` distinct entities, counted over the rows
+//! the aggregate sees; smaller groups are dropped before anything else sees
+//! them. The rewrite uses standard nodes only:
+//!
+//! ```text
+//! Projection: <the aggregate's own columns>
+//!   Filter: __dataspace_rows >= min_rows AND __dataspace_entities >= min_entities
+//!     Aggregate: <group keys>, <aggregates>, count(*), count(DISTINCT entity)
+//!       <the segment, with the entity column carried through its projections>
+//! ```
+
+use std::sync::Arc;
+
+use datafusion::common::{Column, TableReference};
+use datafusion::functions_aggregate::expr_fn::{count, count_distinct};
+use datafusion::logical_expr::{Aggregate, Expr, Filter, LogicalPlan, Projection, SubqueryAlias, col, lit};
+
+use super::refusal::{Decision, Refusal, Rule};
+use crate::model::Aggregation;
+
+const ROWS: &str = "__dataspace_rows";
+const ENTITIES: &str = "__dataspace_entities";
+const ENTITY: &str = "__dataspace_entity";
+
+/// Wraps `aggregate` (whose input is `input`, an already rewritten segment)
+/// with the threshold of `aggregation` on the entity column `entity`.
+pub fn apply_threshold(
+    aggregate: &Aggregate,
+    input: LogicalPlan,
+    entity: &str,
+    aggregation: &Aggregation,
+) -> Decision<LogicalPlan> {
+    let (input, entity_expr) = carry_entity(input, entity)?;
+    let entities = if aggregation.min_entities <= 1 {
+        // count(e) >= 1 holds exactly when count(DISTINCT e) >= 1, and is cheaper.
+        count(entity_expr)
+    } else {
+        count_distinct(entity_expr)
+    };
+    let mut aggr_expr = aggregate.aggr_expr.clone();
+    aggr_expr.push(count(lit(1_i64)).alias(ROWS));
+    aggr_expr.push(entities.alias(ENTITIES));
+    let widened = Aggregate::try_new(Arc::new(input), aggregate.group_expr.clone(), aggr_expr).map_err(internal)?;
+    let predicate = col(ROWS)
+        .gt_eq(lit(to_i64(aggregation.min_rows)))
+        .and(col(ENTITIES).gt_eq(lit(to_i64(aggregation.min_entities))));
+    let filtered = Filter::try_new(predicate, Arc::new(LogicalPlan::Aggregate(widened))).map_err(internal)?;
+    let columns: Vec<Expr> = aggregate
+        .schema
+        .iter()
+        .map(|(qualifier, field)| Expr::Column(Column::new(qualifier.cloned(), field.name())))
+        .collect();
+    let projection = Projection::try_new(columns, Arc::new(LogicalPlan::Filter(filtered))).map_err(internal)?;
+    Ok(LogicalPlan::Projection(projection))
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Rebuilds the segment so that its output carries the entity column, and
+/// returns the expression that names it there.
+fn carry_entity(plan: LogicalPlan, entity: &str) -> Decision<(LogicalPlan, Expr)> {
+    match plan {
+        LogicalPlan::TableScan(scan) => {
+            let column = scan
+                .projected_schema
+                .iter()
+                .find(|(_, f)| f.name() == entity)
+                .map(|(q, f)| Column::new(q.cloned(), f.name()))
+                .ok_or_else(|| internal_msg("the entity column is not scanned"))?;
+            Ok((LogicalPlan::TableScan(scan), Expr::Column(column)))
+        }
+        LogicalPlan::Filter(filter) => {
+            let (input, expr) = carry_entity(Arc::unwrap_or_clone(filter.input), entity)?;
+            let rebuilt = Filter::try_new(filter.predicate, Arc::new(input)).map_err(internal)?;
+            Ok((LogicalPlan::Filter(rebuilt), expr))
+        }
+        LogicalPlan::Projection(projection) => {
+            let (input, expr) = carry_entity(Arc::unwrap_or_clone(projection.input), entity)?;
+            let mut exprs = projection.expr;
+            exprs.push(expr.alias(ENTITY));
+            let rebuilt = Projection::try_new(exprs, Arc::new(input)).map_err(internal)?;
+            Ok((LogicalPlan::Projection(rebuilt), col(ENTITY)))
+        }
+        LogicalPlan::SubqueryAlias(alias) => {
+            let (input, expr) = carry_entity(Arc::unwrap_or_clone(alias.input), entity)?;
+            let name = match &expr {
+                Expr::Column(c) => c.name.clone(),
+                _ => ENTITY.to_owned(),
+            };
+            let rebuilt = SubqueryAlias::try_new(Arc::new(input), alias.alias.clone()).map_err(internal)?;
+            let qualified = Expr::Column(Column::new(Some(TableReference::clone(&alias.alias)), name));
+            Ok((LogicalPlan::SubqueryAlias(rebuilt), qualified))
+        }
+        other => Err(Refusal::new(
+            Rule::Structure,
+            format!("`{}` may not stand between the dataset and its aggregate", node_name(&other)),
+        )),
+    }
+}
+
+/// A short name of a plan node for messages.
+pub fn node_name(plan: &LogicalPlan) -> String {
+    plan.display().to_string().split(':').next().unwrap_or("node").to_owned()
+}
+
+fn internal(e: datafusion::error::DataFusionError) -> Refusal {
+    internal_msg(&e.to_string())
+}
+
+fn internal_msg(detail: &str) -> Refusal {
+    let first_line = detail.lines().next().unwrap_or_default();
+    Refusal::new(Rule::Structure, format!("the query cannot be enforced: {first_line}"))
+}

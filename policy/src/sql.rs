@@ -1,0 +1,69 @@
+//! The SQL entry point: one `SELECT`, planned by DataFusion over the governed
+//! tables only, then enforced.
+
+use chrono::{DateTime, Utc};
+use datafusion::execution::SessionState;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::SessionConfig;
+use datafusion::sql::parser::Statement;
+
+use crate::enforce::{Decision, EnforcedPlan, Governed, Refusal, Rule, enforce_plan, parse_single_select};
+
+/// Session settings for governed queries: no `information_schema`, no URL
+/// tables, no table functions, SQL identifiers normalised as usual.
+pub fn governed_config() -> SessionConfig {
+    SessionConfig::new()
+        .with_information_schema(false)
+        .with_create_default_catalog_and_schema(true)
+}
+
+/// A session state for governed planning: the standard functions, no table
+/// functions. Register the governed tables on it (and nothing else).
+pub fn governed_state(config: SessionConfig) -> SessionState {
+    SessionStateBuilder::new()
+        .with_config(config)
+        .with_default_features()
+        .with_table_functions(Default::default())
+        .build()
+}
+
+/// Parses, plans and enforces `sql`. `state` must know the governed tables
+/// (under their dataset ids) and nothing else.
+pub async fn plan_governed_sql(
+    state: &SessionState,
+    sql: &str,
+    governed: &Governed,
+    now: DateTime<Utc>,
+) -> Decision<EnforcedPlan> {
+    let statement = parse_single_select(sql)?;
+    let plan = plan_statement(state, statement).await?;
+    enforce_plan(&plan, governed, state, now)
+}
+
+async fn plan_statement(state: &SessionState, statement: Statement) -> Decision<LogicalPlan> {
+    let plan = state.statement_to_plan(statement).await.map_err(planning_refusal)?;
+    datafusion::execution::context::SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+        .verify_plan(&plan)
+        .map_err(|_| Refusal::new(Rule::Statement, "only `SELECT` queries are allowed"))?;
+    Ok(plan)
+}
+
+/// Maps a planning error to a refusal. Planning reads no data, so its
+/// messages quote only the query and the schema; the list of valid fields
+/// that DataFusion appends is cut off.
+fn planning_refusal(e: datafusion::error::DataFusionError) -> Refusal {
+    let text = e.strip_backtrace();
+    let first = text.lines().next().unwrap_or_default();
+    let first = first.split(". Valid fields are").next().unwrap_or(first);
+    let first = first.split(", Valid fields are").next().unwrap_or(first);
+    let lower = first.to_ascii_lowercase();
+    if lower.contains("table") && (lower.contains("not found") || lower.contains("not exist")) {
+        Refusal::new(Rule::Table, format!("only the datasets of your agreements can be queried: {first}"))
+    } else {
+        Refusal::new(Rule::Statement, format!("the query cannot be planned: {first}"))
+    }
+}
