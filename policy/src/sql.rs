@@ -36,9 +36,14 @@ pub async fn plan_governed_sql(
     governed: &Governed,
     now: DateTime<Utc>,
 ) -> Decision<EnforcedPlan> {
-    let statement = parse_single_select(sql)?;
-    let plan = plan_statement(state, statement).await?;
+    let plan = plan_sql(state, sql).await?;
     enforce_plan(&plan, governed, state, now)
+}
+
+/// Parses and plans `sql` (one `SELECT`) without enforcing anything.
+pub async fn plan_sql(state: &SessionState, sql: &str) -> Decision<LogicalPlan> {
+    let statement = parse_single_select(sql)?;
+    plan_statement(state, statement).await
 }
 
 async fn plan_statement(state: &SessionState, statement: Statement) -> Decision<LogicalPlan> {

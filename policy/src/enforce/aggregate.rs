@@ -117,3 +117,53 @@ fn function_refusal(name: &str, policy: &UsagePolicy) -> Refusal {
 fn argument_refusal(name: &str, why: &str) -> Refusal {
     Refusal::new(Rule::AggregateArgument, format!("`{name}` {why}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{accepted, enforce_with, policy_with, refusal};
+    use super::*;
+
+    #[test]
+    fn only_listed_functions() {
+        for sql in [
+            "SELECT max(temperature) FROM telemetry",
+            "SELECT site, array_agg(temperature) FROM telemetry GROUP BY site",
+            "SELECT stddev(temperature) FROM telemetry",
+            "SELECT approx_distinct(site) FROM telemetry",
+        ] {
+            assert_eq!(refusal(sql).rule, Rule::AggregateFunction, "{sql}");
+        }
+        let no_avg = policy_with(|v| v["aggregation"]["functions"] = serde_json::json!(["count", "sum"]));
+        let r = enforce_with(no_avg, "SELECT avg(temperature) FROM telemetry").err();
+        assert_eq!(r.map(|r| r.rule), Some(Rule::AggregateFunction));
+    }
+
+    #[test]
+    fn arguments_are_bare_columns_of_the_right_class() {
+        for sql in [
+            "SELECT sum(temperature * 2) FROM telemetry",
+            "SELECT sum(CAST(temperature AS INT)) FROM telemetry",
+            "SELECT sum(DISTINCT temperature) FROM telemetry",
+            "SELECT count(temperature) FROM telemetry",
+            "SELECT sum(temperature) FILTER (WHERE site = 'a') FROM telemetry",
+            "SELECT sum(CASE WHEN site = 'a' THEN temperature ELSE 0 END) FROM telemetry",
+        ] {
+            assert_eq!(refusal(sql).rule, Rule::AggregateArgument, "{sql}");
+        }
+        accepted("SELECT count(*), count(1), count(site), count(DISTINCT shift), sum(temperature), avg(vibration) FROM telemetry");
+    }
+
+    #[test]
+    fn group_keys_are_dimensions_or_date_functions() {
+        for sql in [
+            "SELECT site, defect, count(*) FROM telemetry GROUP BY ROLLUP(site, defect)",
+            "SELECT site, count(*) FROM telemetry GROUP BY CUBE(site)",
+            "SELECT site, count(*) FROM telemetry GROUP BY GROUPING SETS ((site), ())",
+            "SELECT temperature, count(*) FROM telemetry GROUP BY temperature",
+            "SELECT upper(site), count(*) FROM telemetry GROUP BY upper(site)",
+        ] {
+            assert_eq!(refusal(sql).rule, Rule::GroupKey, "{sql}");
+        }
+        accepted("SELECT date_part('hour', ts) AS h, date_trunc('day', ts) AS d, count(*) FROM telemetry GROUP BY 1, 2");
+    }
+}

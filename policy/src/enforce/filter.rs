@@ -171,7 +171,10 @@ pub fn is_infallible(expr: &Expr, schema: &DFSchema) -> bool {
         return true;
     }
     match expr {
-        Expr::Column(_) => true,
+        // A subquery's own predicates are checked where they stand; its
+        // result is a value like a column's.
+        Expr::Column(_) | Expr::ScalarSubquery(_) | Expr::Exists(_) => true,
+        Expr::InSubquery(s) => is_infallible(&s.expr, schema),
         Expr::Alias(a) => is_infallible(&a.expr, schema),
         Expr::Not(e)
         | Expr::IsNull(e)
@@ -214,5 +217,56 @@ fn comparison_is_safe(left: &Expr, right: &Expr, schema: &DFSchema) -> bool {
         (false, true) => comparable_without_casting_column(&a, &b, true),
         (true, false) => comparable_without_casting_column(&b, &a, true),
         _ => comparable_without_casting_column(&a, &b, false) && comparable_without_casting_column(&b, &a, false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{accepted, refusal};
+    use super::*;
+    use datafusion::logical_expr::{col, lit};
+
+    #[test]
+    fn allows_conjunctions_of_dimension_comparisons() {
+        accepted(
+            "SELECT count(*) FROM telemetry WHERE site = 'a' AND shift <> 'night' AND defect = true \
+             AND site IN ('a', 'b') AND shift BETWEEN 'a' AND 'z' AND site IS NOT NULL \
+             AND ts >= TIMESTAMP '2026-03-01 00:00:00' AND date_trunc('day', ts) < '2026-03-03'",
+        );
+    }
+
+    #[test]
+    fn refuses_everything_else_on_dataset_rows() {
+        for sql in [
+            "SELECT count(*) FROM telemetry WHERE site = 'a' OR shift = 'b'",
+            "SELECT count(*) FROM telemetry WHERE NOT site = 'a'",
+            "SELECT count(*) FROM telemetry WHERE site NOT IN ('a')",
+            "SELECT count(*) FROM telemetry WHERE site NOT BETWEEN 'a' AND 'b'",
+            "SELECT count(*) FROM telemetry WHERE site LIKE 'n%'",
+            "SELECT count(*) FROM telemetry WHERE temperature > 80",
+            "SELECT count(*) FROM telemetry WHERE upper(site) = 'A'",
+            "SELECT count(*) FROM telemetry WHERE site = shift",
+            "SELECT count(*) FROM telemetry WHERE site = 5",
+            "SELECT count(*) FROM telemetry WHERE CAST(site AS INT) = 5",
+            "SELECT count(*) FROM telemetry WHERE defect",
+            "SELECT count(*) FROM telemetry WHERE 1 / (CASE WHEN site = 'x' THEN 0 ELSE 1 END) = 1",
+        ] {
+            assert_eq!(refusal(sql).rule, Rule::Filter, "{sql}");
+        }
+        let r = refusal("SELECT count(*) FROM telemetry WHERE EXISTS (SELECT 1 FROM telemetry)");
+        assert!(matches!(r.rule, Rule::Structure | Rule::AggregationRequired), "{r}");
+        let r = refusal("SELECT count(*) FROM telemetry WHERE site IN (SELECT 'x')");
+        assert_eq!(r.rule, Rule::Structure, "{r}");
+    }
+
+    #[test]
+    fn infallibility_is_conservative() {
+        let schema = DFSchema::try_from(super::super::test_support::schema().as_ref().clone()).unwrap();
+        assert!(is_infallible(&col("site").eq(lit("x")).and(col("temperature").gt(lit(3.0))), &schema));
+        assert!(is_infallible(&col("ts").is_null(), &schema));
+        assert!(!is_infallible(&(lit(1) / col("temperature")).eq(lit(1)), &schema));
+        assert!(!is_infallible(&col("site").eq(lit(5)), &schema), "the column would be cast");
+        assert!(is_constant(&(lit(1) + lit(2))));
+        assert!(!is_constant(&col("site")));
     }
 }

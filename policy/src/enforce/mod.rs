@@ -19,6 +19,8 @@ mod nodes;
 mod refusal;
 mod row_filter;
 mod statement;
+#[cfg(test)]
+mod test_support;
 mod threshold;
 
 use std::collections::HashMap;

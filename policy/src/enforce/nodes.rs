@@ -11,7 +11,7 @@ use datafusion::execution::SessionState;
 use datafusion::logical_expr::{Aggregate, Distinct, Expr, LogicalPlan, TableScan};
 
 use super::aggregate::check_enforced_aggregate;
-use super::columns::{Use, check_columns, check_references};
+use super::columns::{Use, check_columns, check_denied, check_references};
 use super::filter::{check_row_filter, is_constant};
 use super::lineage::{Col, Rel, Scope, Scopes, Source, classify};
 use super::refusal::{Decision, Refusal, Rule};
@@ -64,8 +64,8 @@ impl<'a> Enforcer<'a> {
         let input_schema: &DFSchema = plan.inputs().first().map_or(plan.schema().as_ref(), |i| i.schema().as_ref());
         let local = Scope { schema: input_schema, rel: input_rel };
         let scopes = Scopes { local, outer };
-        let rel = self.check_node(plan, &rels, &scopes)?;
         let subqueries = self.visit_subqueries(plan, local, outer)?;
+        let rel = self.check_node(plan, &rels, &scopes)?;
         if let LogicalPlan::Aggregate(aggregate) = plan {
             if self.is_aggregate_rows(input_rel) {
                 let table = input_rel.unaggregated.first().map(|t| t.to_string()).unwrap_or_default();
@@ -144,6 +144,11 @@ impl<'a> Enforcer<'a> {
         let input = scopes.local.rel;
         let aggregate_rows = self.is_aggregate_rows(input);
         let entity_ok = self.entity_ok();
+        if !matches!(plan, LogicalPlan::Join(_)) {
+            for e in plan.expressions() {
+                check_denied(&e, scopes)?;
+            }
+        }
         let mut rel = input.clone();
         match plan {
             LogicalPlan::Projection(p) => {
@@ -265,6 +270,7 @@ impl<'a> Enforcer<'a> {
         let scopes = Scopes { local: Scope { schema: plan.schema(), rel: &rel }, outer };
         let entity_ok = self.entity_ok();
         for e in plan.expressions() {
+            check_denied(&e, &scopes)?;
             check_references(&e, &scopes, Use::Other, &entity_ok)?;
         }
         Ok(rel)
@@ -383,4 +389,89 @@ fn recompute(plan: LogicalPlan) -> Decision<LogicalPlan> {
 fn internal(e: datafusion::error::DataFusionError) -> Refusal {
     let text = e.to_string();
     Refusal::new(Rule::Structure, format!("the query cannot be enforced: {}", text.lines().next().unwrap_or_default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{accepted, enforce_with, policy_with, refusal, rows_policy};
+    use super::*;
+
+    #[test]
+    fn dataset_rows_need_an_enforced_aggregate() {
+        for sql in [
+            "SELECT site, temperature FROM telemetry",
+            "SELECT 1 FROM telemetry",
+            "SELECT site FROM telemetry GROUP BY site HAVING count(*) > 0 UNION ALL SELECT site FROM telemetry",
+            "SELECT (SELECT site FROM telemetry LIMIT 1)",
+            "SELECT count(*) FROM telemetry WHERE site = (SELECT site FROM telemetry LIMIT 1)",
+        ] {
+            let rule = refusal(sql).rule;
+            assert!(
+                matches!(rule, Rule::AggregationRequired | Rule::Structure | Rule::Filter),
+                "{sql}: {rule}"
+            );
+        }
+    }
+
+    #[test]
+    fn nothing_but_filters_and_bare_projections_below_the_aggregate() {
+        for sql in [
+            "SELECT avg(temperature) FROM (SELECT temperature FROM telemetry ORDER BY temperature DESC LIMIT 5) t",
+            "SELECT count(*) FROM (SELECT DISTINCT site FROM telemetry) d",
+            "SELECT site, count(*) FROM (SELECT site FROM telemetry UNION ALL SELECT site FROM telemetry) u GROUP BY site",
+            "SELECT site, avg(temperature) OVER (PARTITION BY site) FROM telemetry",
+            "SELECT sum(t) FROM (SELECT temperature * 2 AS t FROM telemetry) x",
+            "WITH RECURSIVE r(n) AS (SELECT count(*) FROM telemetry UNION ALL SELECT n + 1 FROM r WHERE n < 3) SELECT n FROM r",
+        ] {
+            let r = refusal(sql);
+            assert!(
+                matches!(r.rule, Rule::Structure | Rule::AggregateArgument | Rule::Table),
+                "{sql}: {r}"
+            );
+        }
+    }
+
+    #[test]
+    fn joins_that_read_rows_are_refused_in_both_modes() {
+        for sql in [
+            "SELECT a.site, count(*) FROM telemetry a JOIN telemetry b ON a.site = b.site GROUP BY a.site",
+            "SELECT site, count(*) FROM telemetry CROSS JOIN (VALUES (1),(2)) v(x) GROUP BY site",
+        ] {
+            assert_eq!(refusal(sql).rule, Rule::Join, "{sql}");
+        }
+        let r = enforce_with(rows_policy(), "SELECT a.site FROM telemetry a JOIN telemetry b ON a.site = b.site");
+        assert_eq!(r.err().map(|r| r.rule), Some(Rule::Join));
+    }
+
+    #[test]
+    fn anything_goes_after_the_aggregate() {
+        accepted("SELECT site, n, rank() OVER (ORDER BY n) FROM (SELECT site, count(*) AS n FROM telemetry GROUP BY site) s");
+        accepted(
+            "SELECT a.site, a.n, b.t FROM (SELECT site, count(*) AS n FROM telemetry GROUP BY site) a \
+             JOIN (SELECT site, avg(temperature) AS t FROM telemetry GROUP BY site) b ON a.site = b.site",
+        );
+        accepted("SELECT site, count(*) FROM telemetry GROUP BY site HAVING count(*) > (SELECT count(*) / 10 FROM telemetry)");
+        accepted("SELECT site FROM (SELECT site, count(*) AS n FROM telemetry GROUP BY site) s UNION SELECT 'x'");
+        accepted("SELECT round(avg(temperature) * 1.8 + 32, 1) AS f FROM telemetry GROUP BY site ORDER BY f DESC LIMIT 2");
+    }
+
+    #[test]
+    fn tables_outside_the_agreements_are_refused() {
+        for sql in [
+            "SELECT count(*) FROM '/etc/passwd'",
+            "SELECT count(*) FROM other",
+            "SELECT count(*) FROM information_schema.tables",
+            "SELECT * FROM generate_series(1, 3)",
+        ] {
+            let r = refusal(sql);
+            assert!(matches!(r.rule, Rule::Table | Rule::Statement), "{sql}: {r}");
+        }
+    }
+
+    #[test]
+    fn expired_policies_refuse_every_query() {
+        let expired = policy_with(|v| v["validity"]["not_after"] = "2026-02-01T00:00:00Z".into());
+        let r = enforce_with(expired, "SELECT count(*) FROM telemetry").err();
+        assert_eq!(r.map(|r| r.rule), Some(Rule::Validity));
+    }
 }

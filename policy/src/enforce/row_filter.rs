@@ -52,3 +52,66 @@ fn internal(e: datafusion::error::DataFusionError) -> Refusal {
         format!("the row filter cannot be applied: {}", text.lines().next().unwrap_or_default()),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{accepted, enforce_with, rows_policy};
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    use datafusion::logical_expr::LogicalPlan;
+
+    /// Every scan's parent is the row filter (or, when guarded, the guard
+    /// projection whose input is the row filter).
+    fn assert_filtered_scans(plan: &LogicalPlan, guarded: bool) -> usize {
+        let mut scans = 0;
+        plan.apply_with_subqueries(|node| {
+            let filter = match (node, guarded) {
+                (LogicalPlan::Filter(f), false) => Some(f),
+                (LogicalPlan::Projection(p), true) => match p.input.as_ref() {
+                    LogicalPlan::Filter(f) => Some(f),
+                    _ => None,
+                },
+                _ => None,
+            };
+            if let Some(f) = filter {
+                if matches!(f.input.as_ref(), LogicalPlan::TableScan(_)) {
+                    scans += 1;
+                    assert!(f.predicate.to_string().contains("secret-plant"), "{}", f.predicate);
+                }
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })
+        .unwrap();
+        let mut all_scans = 0;
+        plan.apply_with_subqueries(|node| {
+            if matches!(node, LogicalPlan::TableScan(_)) {
+                all_scans += 1;
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })
+        .unwrap();
+        assert_eq!(scans, all_scans, "{}", plan.display_indent());
+        scans
+    }
+
+    #[test]
+    fn the_row_filter_sits_on_every_scan_including_subqueries() {
+        let enforced = accepted(
+            "WITH x AS (SELECT site FROM telemetry) SELECT site, count(*) FROM x GROUP BY site \
+             HAVING count(*) > (SELECT count(*) FROM telemetry WHERE shift = 'day')",
+        );
+        assert!(!enforced.guarded);
+        assert_eq!(assert_filtered_scans(&enforced.plan, false), 2);
+    }
+
+    #[test]
+    fn fallible_predicates_get_guarded_columns() {
+        let enforced = enforce_with(
+            rows_policy(),
+            "SELECT site FROM telemetry WHERE 1 / (CASE WHEN site = 'secret-plant' THEN 0 ELSE 1 END) = 1",
+        )
+        .unwrap();
+        assert!(enforced.guarded);
+        assert_eq!(assert_filtered_scans(&enforced.plan, true), 1);
+        assert!(enforced.plan.display_indent().to_string().contains("CASE WHEN"));
+    }
+}

@@ -46,3 +46,37 @@ fn statement_kind(statement: &DfStatement) -> String {
 fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{accepted, refusal};
+    use super::*;
+
+    #[test]
+    fn refuses_everything_but_one_select() {
+        for sql in [
+            "EXPLAIN SELECT count(*) FROM telemetry",
+            "EXPLAIN ANALYZE SELECT count(*) FROM telemetry",
+            "COPY (SELECT * FROM telemetry) TO 'leak.csv'",
+            "CREATE EXTERNAL TABLE t2 STORED AS CSV LOCATION 'x.csv'",
+            "CREATE TABLE t2 AS SELECT 1",
+            "INSERT INTO telemetry VALUES (1)",
+            "DELETE FROM telemetry",
+            "SET datafusion.execution.batch_size = 1",
+            "SHOW ALL",
+            "DESCRIBE telemetry",
+            "SELECT count(*) FROM telemetry; SELECT count(*) FROM telemetry",
+            "",
+            "SELEC 1",
+        ] {
+            assert_eq!(refusal(sql).rule, Rule::Statement, "{sql}");
+        }
+    }
+
+    #[test]
+    fn accepts_select_and_with_select() {
+        accepted("SELECT count(*) FROM telemetry");
+        accepted("WITH x AS (SELECT site FROM telemetry) SELECT site, count(*) FROM x GROUP BY site");
+        assert!(parse_single_select("SELECT 1").is_ok());
+    }
+}

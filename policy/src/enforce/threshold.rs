@@ -114,3 +114,50 @@ fn internal_msg(detail: &str) -> Refusal {
     let first_line = detail.lines().next().unwrap_or_default();
     Refusal::new(Rule::Structure, format!("the query cannot be enforced: {first_line}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{accepted, enforce_with, policy_with};
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    use datafusion::logical_expr::LogicalPlan;
+
+    fn text(plan: &LogicalPlan) -> String {
+        plan.display_indent().to_string()
+    }
+
+    #[test]
+    fn every_enforced_aggregate_carries_the_threshold() {
+        let plan = accepted(
+            "WITH x AS (SELECT site, temperature FROM telemetry) \
+             SELECT s.site, s.t, (SELECT count(*) FROM telemetry) AS total \
+             FROM (SELECT site, avg(temperature) AS t FROM x GROUP BY site) s",
+        )
+        .plan;
+        let mut aggregates = 0;
+        plan.apply_with_subqueries(|node| {
+            if let LogicalPlan::Aggregate(a) = node {
+                aggregates += 1;
+                let names: Vec<String> = a.aggr_expr.iter().map(|e| e.schema_name().to_string()).collect();
+                assert!(names.iter().any(|n| n.contains(super::ROWS)), "{names:?}");
+                assert!(names.iter().any(|n| n.contains(super::ENTITIES)), "{names:?}");
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })
+        .unwrap();
+        assert_eq!(aggregates, 2);
+        let shown = text(&plan);
+        assert!(shown.contains("__dataspace_rows >= Int64(5)"), "{shown}");
+        assert!(shown.contains("__dataspace_entities >= Int64(5)"), "{shown}");
+        assert!(shown.contains("count(DISTINCT"), "{shown}");
+        assert!(!shown.contains("Extension"), "standard nodes only: {shown}");
+    }
+
+    #[test]
+    fn a_single_entity_threshold_uses_a_plain_count() {
+        let one = policy_with(|v| v["aggregation"]["min_entities"] = 1.into());
+        let plan = enforce_with(one, "SELECT site, count(*) FROM telemetry GROUP BY site").unwrap().plan;
+        let shown = text(&plan);
+        assert!(!shown.contains("count(DISTINCT"), "{shown}");
+        assert!(shown.contains("__dataspace_entities >= Int64(1)"), "{shown}");
+    }
+}
