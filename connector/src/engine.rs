@@ -159,3 +159,84 @@ fn new_error_id() -> String {
     let _ = SystemRandom::new().fill(&mut bytes);
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Float64Array, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::catalog::MemTable;
+
+    const SECRET: &str = "Zebulon-7";
+
+    fn table() -> Arc<MemTable> {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("site", DataType::Utf8, true),
+            Field::new("label", DataType::Utf8, true),
+            Field::new("value", DataType::Float64, true),
+        ]));
+        let sites: Vec<&str> = (0..20).map(|i| if i < 10 { "north" } else { "south" }).collect();
+        let labels: Vec<&str> = (0..20).map(|i| if i == 3 { SECRET } else { "42" }).collect();
+        let values: Vec<f64> = (0..20).map(f64::from).collect();
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(StringArray::from(sites)),
+                Arc::new(StringArray::from(labels)),
+                Arc::new(Float64Array::from(values)),
+            ],
+        )
+        .unwrap();
+        Arc::new(MemTable::try_new(schema, vec![vec![batch]]).unwrap())
+    }
+
+    fn engine(max_rows: u64) -> GovernedEngine {
+        let policy = UsagePolicy::from_json_str(&format!(
+            r#"{{"type": "UsagePolicy", "version": 1, "id": "p", "issuer": "x",
+                "target": {{"dataset": "readings"}}, "purposes": ["test"],
+                "validity": {{"not_before": "2020-01-01T00:00:00Z", "not_after": "2099-01-01T00:00:00Z"}},
+                "access": "rows",
+                "columns": {{"site": "dimension", "label": "dimension", "value": "measure"}},
+                "limits": {{"max_rows_per_query": {max_rows}}}}}"#
+        ))
+        .unwrap();
+        let mut engine = GovernedEngine::new(ExecutionLimits::default()).unwrap();
+        engine.register_provider(policy, table()).unwrap();
+        engine
+    }
+
+    #[tokio::test]
+    async fn execution_errors_are_generic_and_quote_no_value() {
+        let error = engine(100)
+            .query("SELECT CAST(label AS INT) FROM readings", Utc::now())
+            .await
+            .unwrap_err();
+        let text = error.to_string();
+        assert!(matches!(error, Error::Execution { .. }), "{text}");
+        assert!(!text.contains(SECRET), "{text}");
+        assert!(text.contains("error id"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn results_over_the_row_limit_are_refused_whole() {
+        let engine = engine(10);
+        let answer = engine.query("SELECT site, value FROM readings WHERE site = 'north'", Utc::now()).await.unwrap();
+        assert_eq!(answer.rows, 10);
+        let error = engine.query("SELECT site, value FROM readings", Utc::now()).await.unwrap_err();
+        assert!(matches!(&error, Error::Refused(r) if r.rule == Rule::RowLimit), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_policy_naming_a_missing_column_is_refused_at_registration() {
+        let policy = UsagePolicy::from_json_str(
+            r#"{"type": "UsagePolicy", "version": 1, "id": "p", "issuer": "x",
+                "target": {"dataset": "readings"}, "purposes": ["test"],
+                "validity": {"not_before": "2020-01-01T00:00:00Z", "not_after": "2099-01-01T00:00:00Z"},
+                "access": "rows", "columns": {"site": "dimension", "pressure": "measure"}}"#,
+        )
+        .unwrap();
+        let mut engine = GovernedEngine::new(ExecutionLimits::default()).unwrap();
+        let error = engine.register_provider(policy, table()).unwrap_err();
+        assert!(error.to_string().contains("columns.pressure"), "{error}");
+    }
+}

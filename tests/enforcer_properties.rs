@@ -1,0 +1,1519 @@
+//! Property test of the usage-policy enforcer (aggregate mode) over the
+//! red-team fixture: thousands of generated consumer queries, each run through
+//! the governed engine and judged by an independent checker.
+//!
+//! The fixture is copied with every `secret-plant` row's `temperature` and
+//! `vibration` set to a huge sentinel, so that any contribution of a row the
+//! row filter removes shows up as a huge number in a sum or an average.
+//!
+//! For every query the enforcer must not panic or hang. A refusal must not
+//! quote data values. An answer must not contain entity or denied values, the
+//! filtered site, or a sentinel-sized number; when the generator knows the
+//! query is allowed (and deterministic) the answer must equal a reference
+//! query run on the raw table with the row filter and the threshold written
+//! out by hand. The generator also knows when a query uses a construct the
+//! spec forbids outright (`Bad`): such a query must be refused; and the
+//! "simple" family (`SELECT keys, aggs FROM telemetry WHERE dimension filters
+//! GROUP BY keys`) must be answered.
+//!
+//! Environment: `ENFORCER_PROPS_CASES` (default 2000) and
+//! `ENFORCER_PROPS_SEED` (a number, default fixed) to vary the run.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeZone, Utc};
+use connector::Error;
+use connector::casefile::compare_results;
+use connector::engine::{ExecutionLimits, GovernedEngine};
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Float64Type};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::prelude::{CsvReadOptions, SessionContext};
+use policy::enforce::Refusal;
+use policy::model::UsagePolicy;
+use proptest::prelude::*;
+use proptest::strategy::ValueTree;
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+
+// ---------------------------------------------------------------------------
+// Verdicts: what the spec says about a fragment, as far as the generator knows.
+
+/// `Ok`: allowed by the spec. `Unknown`: the spec is not clear (either
+/// outcome is fine, but an answer must still be correct and leak-free).
+/// `Bad`: forbidden outright, with the reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum V {
+    Ok,
+    Unknown,
+    Bad(&'static str),
+}
+
+impl V {
+    fn and(self, other: V) -> V {
+        match (self, other) {
+            (V::Bad(r), _) | (_, V::Bad(r)) => V::Bad(r),
+            (V::Unknown, _) | (_, V::Unknown) => V::Unknown,
+            _ => V::Ok,
+        }
+    }
+}
+
+const OK: V = V::Ok;
+const UNK: V = V::Unknown;
+
+/// One SQL fragment of a pool.
+#[derive(Debug, Clone, Copy)]
+struct Item {
+    sql: &'static str,
+    v: V,
+    /// The dataset columns it reads (for derived tables that must project them).
+    cols: &'static [&'static str],
+    /// A plain aggregate of rule 2 (`count`/`sum`/`avg` of a bare column).
+    plain: bool,
+}
+
+const fn it(sql: &'static str, v: V, cols: &'static [&'static str]) -> Item {
+    Item { sql, v, cols, plain: false }
+}
+
+const fn pl(sql: &'static str, cols: &'static [&'static str]) -> Item {
+    Item { sql, v: V::Ok, cols, plain: true }
+}
+
+const fn bad(sql: &'static str, why: &'static str, cols: &'static [&'static str]) -> Item {
+    Item { sql, v: V::Bad(why), cols, plain: false }
+}
+
+/// Group keys (raw level).
+const KEYS: &[Item] = &[
+    it("site", OK, &["site"]),
+    it("shift", OK, &["shift"]),
+    it("defect", OK, &["defect"]),
+    it("ts", OK, &["ts"]),
+    it("date_trunc('day', ts)", OK, &["ts"]),
+    it("date_trunc('hour', ts)", OK, &["ts"]),
+    it("date_trunc('minute', ts)", OK, &["ts"]),
+    it("date_part('hour', ts)", OK, &["ts"]),
+    it("date_part('dow', ts)", OK, &["ts"]),
+    it("extract(hour FROM ts)", UNK, &["ts"]),
+    bad("machine_id", "entity column as group key", &["machine_id"]),
+    bad("temperature", "measure as group key", &["temperature"]),
+    bad("operator_name", "denied column as group key", &["operator_name"]),
+    bad("upper(site)", "function as group key", &["site"]),
+    bad("CASE WHEN site = 'north-plant' THEN 'n' ELSE 'o' END", "CASE as group key", &["site"]),
+    bad("date_trunc('day', ts) + INTERVAL '1 hour'", "arithmetic group key", &["ts"]),
+    bad("round(vibration)", "measure function as group key", &["vibration"]),
+];
+
+/// Select items of an aggregate query (aggregates, and expressions over them).
+const AGGS: &[Item] = &[
+    pl("count(*)", &[]),
+    pl("count(site)", &["site"]),
+    pl("count(shift)", &["shift"]),
+    pl("count(defect)", &["defect"]),
+    pl("count(ts)", &["ts"]),
+    pl("count(DISTINCT site)", &["site"]),
+    pl("count(DISTINCT shift)", &["shift"]),
+    pl("count(DISTINCT machine_id)", &["machine_id"]),
+    pl("sum(temperature)", &["temperature"]),
+    pl("sum(vibration)", &["vibration"]),
+    pl("avg(temperature)", &["temperature"]),
+    pl("avg(vibration)", &["vibration"]),
+    it("count(*) + 1", OK, &[]),
+    it("avg(temperature) * 2", OK, &["temperature"]),
+    it("sum(vibration) / count(*)", OK, &["vibration"]),
+    it("round(avg(vibration), 2)", OK, &["vibration"]),
+    it("CAST(count(*) AS DOUBLE) / 3", OK, &[]),
+    it("count(*) * avg(temperature)", OK, &["temperature"]),
+    it("count(DISTINCT machine_id) - 1", OK, &["machine_id"]),
+    it("CASE WHEN count(*) > 100 THEN 'big' ELSE 'small' END", OK, &[]),
+    it("42", OK, &[]),
+    it("'label'", OK, &[]),
+    bad("max(temperature)", "aggregate function max", &["temperature"]),
+    bad("min(vibration)", "aggregate function min", &["vibration"]),
+    bad("array_agg(temperature)", "aggregate function array_agg", &["temperature"]),
+    bad("sum(CASE WHEN shift = 'day' THEN temperature ELSE 0 END)", "CASE as aggregate argument", &["shift", "temperature"]),
+    bad("sum(temperature * 2)", "expression as aggregate argument", &["temperature"]),
+    bad("sum(CAST(temperature AS INT))", "cast as aggregate argument", &["temperature"]),
+    bad("count(operator_name)", "denied column in aggregate", &["operator_name"]),
+    bad("count(DISTINCT operator_name)", "denied column in aggregate", &["operator_name"]),
+    bad("count(machine_id)", "entity column outside count(DISTINCT)", &["machine_id"]),
+    bad("sum(temperature) FILTER (WHERE shift = 'day')", "FILTER clause", &["temperature", "shift"]),
+    bad("count(*) FILTER (WHERE defect = true)", "FILTER clause", &["defect"]),
+    bad("stddev(temperature)", "aggregate function stddev", &["temperature"]),
+    bad("count(DISTINCT temperature)", "count of a measure", &["temperature"]),
+    bad("count(DISTINCT date_trunc('hour', ts))", "expression as aggregate argument", &["ts"]),
+    bad("max(temperature) - min(temperature)", "aggregate functions max/min", &["temperature"]),
+    bad("first_value(temperature ORDER BY ts)", "aggregate function first_value", &["temperature", "ts"]),
+    bad("string_agg(machine_id, ',')", "aggregate function string_agg on the entity", &["machine_id"]),
+    bad("sum(temperature) + max(vibration)", "aggregate function max", &["temperature", "vibration"]),
+    bad("bool_or(defect)", "aggregate function bool_or", &["defect"]),
+];
+
+/// Filter predicates on dataset rows.
+const PREDS: &[Item] = &[
+    it("site = 'north-plant'", OK, &["site"]),
+    it("site = 'south-plant'", OK, &["site"]),
+    it("site = 'secret-plant'", OK, &["site"]),
+    it("site = 'west-lab'", OK, &["site"]),
+    it("site = 'pilot-line'", OK, &["site"]),
+    it("site = 'east-plant'", OK, &["site"]),
+    it("site = 'nowhere'", OK, &["site"]),
+    it("site <> 'east-plant'", OK, &["site"]),
+    it("site <> 'north-plant'", OK, &["site"]),
+    it("shift = 'day'", OK, &["shift"]),
+    it("shift = 'night'", OK, &["shift"]),
+    it("shift <> 'day'", OK, &["shift"]),
+    it("defect = true", OK, &["defect"]),
+    it("defect = false", OK, &["defect"]),
+    it("defect <> true", OK, &["defect"]),
+    it("site IN ('north-plant', 'south-plant')", OK, &["site"]),
+    it("site IN ('secret-plant', 'west-lab', 'pilot-line')", OK, &["site"]),
+    it("shift IN ('day')", OK, &["shift"]),
+    it("ts >= TIMESTAMP '2026-03-01 06:00:00'", OK, &["ts"]),
+    it("ts < TIMESTAMP '2026-03-02 00:00:00'", OK, &["ts"]),
+    it("ts BETWEEN TIMESTAMP '2026-03-01 00:00:00' AND TIMESTAMP '2026-03-01 12:00:00'", OK, &["ts"]),
+    it("ts > '2026-03-01T12:00:00'", OK, &["ts"]),
+    it("date_part('hour', ts) BETWEEN 6 AND 17", OK, &["ts"]),
+    it("date_part('hour', ts) < 12", OK, &["ts"]),
+    it("date_trunc('day', ts) = TIMESTAMP '2026-03-01 00:00:00'", OK, &["ts"]),
+    it("site IS NOT NULL", OK, &["site"]),
+    it("shift IS NULL", OK, &["shift"]),
+    it("defect IS NOT NULL", OK, &["defect"]),
+    it("site > 'm'", OK, &["site"]),
+    it("site BETWEEN 'a' AND 'p'", OK, &["site"]),
+    it("'day' = shift", OK, &["shift"]),
+    it("site <= 'south-plant'", OK, &["site"]),
+    it("site NOT IN ('east-plant', 'pilot-line')", UNK, &["site"]),
+    it("site NOT BETWEEN 'a' AND 'm'", UNK, &["site"]),
+    it("CAST(defect AS INT) = 1", UNK, &["defect"]),
+    it("ts < now()", UNK, &["ts"]),
+    it("defect", UNK, &["defect"]),
+    bad("(site = 'north-plant' OR shift = 'day')", "OR in a filter", &["site", "shift"]),
+    bad("(site = 'secret-plant' OR site <> 'secret-plant')", "OR in a filter", &["site"]),
+    bad("NOT (site = 'north-plant')", "NOT in a filter", &["site"]),
+    bad("NOT defect", "NOT in a filter", &["defect"]),
+    bad("site LIKE 'n%'", "LIKE in a filter", &["site"]),
+    bad("site ILIKE '%PLANT'", "ILIKE in a filter", &["site"]),
+    bad("temperature > 80", "measure in a filter", &["temperature"]),
+    bad("vibration BETWEEN 1 AND 2", "measure in a filter", &["vibration"]),
+    bad("temperature / vibration > 30", "measure in a filter", &["temperature", "vibration"]),
+    bad("machine_id = 'N-99'", "entity in a filter", &["machine_id"]),
+    bad("machine_id LIKE 'N%'", "entity in a filter", &["machine_id"]),
+    bad("machine_id > 'M'", "entity in a filter", &["machine_id"]),
+    bad("machine_id IS NOT NULL", "entity in a filter", &["machine_id"]),
+    bad("operator_name LIKE 'A%'", "denied column in a filter", &["operator_name"]),
+    bad("operator_name IS NULL", "denied column in a filter", &["operator_name"]),
+    bad("length(site) > 8", "function in a filter", &["site"]),
+    bad("upper(shift) = 'DAY'", "function in a filter", &["shift"]),
+    bad("coalesce(site, 'x') = 'north-plant'", "function in a filter", &["site"]),
+    bad("site || shift = 'north-plantday'", "concatenation in a filter", &["site", "shift"]),
+    bad("site = shift", "column compared with a column", &["site", "shift"]),
+    bad("CASE WHEN site = 'secret-plant' THEN 1 ELSE 0 END = 0", "CASE in a filter", &["site"]),
+    bad("1 / (CASE WHEN site = 'secret-plant' THEN 0 ELSE 1 END) = 1", "division in a filter", &["site"]),
+    bad("date_part('hour', ts) / 0 = 1", "division in a filter", &["ts"]),
+    bad("ts + INTERVAL '1 hour' > TIMESTAMP '2026-03-01 12:00:00'", "arithmetic in a filter", &["ts"]),
+    bad("site = (SELECT min(site) FROM telemetry)", "subquery in a filter", &["site"]),
+    bad("site IN (SELECT site FROM telemetry GROUP BY site)", "subquery in a filter", &["site"]),
+    bad("EXISTS (SELECT 1 FROM telemetry t2 WHERE t2.site = 'secret-plant')", "subquery in a filter", &[]),
+    bad("vibration < (SELECT avg(vibration) FROM telemetry)", "subquery in a filter", &["vibration"]),
+    bad("shift IN (SELECT shift FROM telemetry WHERE temperature > 97)", "subquery in a filter", &["shift"]),
+];
+
+/// `HAVING` predicates of an enforced aggregate (they aggregate raw rows).
+const HAVINGS: &[Item] = &[
+    it("count(*) > 20", OK, &[]),
+    it("count(*) < 5", OK, &[]),
+    it("avg(temperature) > 70", OK, &["temperature"]),
+    it("sum(vibration) > 10", OK, &["vibration"]),
+    it("count(DISTINCT machine_id) >= 6", OK, &["machine_id"]),
+    it("count(*) >= 5 AND avg(vibration) < 2.5", OK, &["vibration"]),
+    bad("max(temperature) > 95", "aggregate function max in HAVING", &["temperature"]),
+    bad("min(vibration) < 0.6", "aggregate function min in HAVING", &["vibration"]),
+    bad("count(machine_id) > 3", "entity outside count(DISTINCT) in HAVING", &["machine_id"]),
+    bad("sum(temperature * 2) > 100", "expression as aggregate argument in HAVING", &["temperature"]),
+    bad("count(operator_name) > 1", "denied column in HAVING", &["operator_name"]),
+    bad("bool_or(temperature > 97)", "aggregate function bool_or in HAVING", &["temperature"]),
+];
+
+/// Scalar subqueries: (select item, suffix, verdict).
+const SUB_ITEMS: &[(&str, &str, V)] = &[
+    ("count(*)", "", OK),
+    ("avg(temperature)", "", OK),
+    ("sum(vibration)", "", OK),
+    ("count(DISTINCT machine_id)", "", OK),
+    ("avg(vibration) * 10", "", OK),
+    ("max(temperature)", "", V::Bad("aggregate function max in a subquery")),
+    ("temperature", " LIMIT 1", V::Bad("subquery returns dataset rows")),
+    ("vibration", " ORDER BY vibration DESC LIMIT 1", V::Bad("subquery returns dataset rows")),
+    ("count(operator_name)", "", V::Bad("denied column in a subquery")),
+    ("count(*)", " GROUP BY machine_id ORDER BY 1 LIMIT 1", V::Bad("entity column as group key in a subquery")),
+];
+
+/// Joins of dataset rows before aggregation (all forbidden by `joins: none`).
+const JOINS: &[&str] = &[
+    " CROSS JOIN (VALUES (1), (2), (3)) v(x)",
+    " JOIN (SELECT site AS s2 FROM telemetry) b ON site = b.s2",
+    " JOIN (SELECT shift AS s2, count(*) AS n2 FROM telemetry GROUP BY shift) b ON shift = b.s2",
+    " CROSS JOIN (SELECT count(*) AS n2 FROM telemetry) b",
+    " JOIN (VALUES ('north-plant'), ('west-lab')) v(s2) ON site = v.s2",
+    " LEFT JOIN (SELECT ts AS t2 FROM telemetry WHERE shift = 'day') b ON ts = b.t2",
+];
+
+/// Extra columns of a derived table below the aggregate.
+const EXTRAS: &[Item] = &[
+    bad("*", "`*` expands to the denied column", &[]),
+    bad("temperature * 2 AS t2", "computed column below the aggregate", &["temperature"]),
+    it("1 AS one", UNK, &[]),
+    it("date_trunc('day', ts) AS d", OK, &["ts"]),
+    bad("operator_name", "denied column", &["operator_name"]),
+    bad("row_number() OVER (ORDER BY ts) AS rn", "window below the aggregate", &["ts"]),
+    it("machine_id", OK, &["machine_id"]),
+    bad("upper(site) AS us", "computed column below the aggregate", &["site"]),
+    bad("CASE WHEN site = 'west-lab' THEN 1 ELSE 0 END AS w", "computed column below the aggregate", &["site"]),
+    it("temperature", OK, &["temperature"]),
+    it("date_part('hour', ts) AS h", OK, &["ts"]),
+];
+
+/// Tails of a derived table below the aggregate (index 0: none).
+const TAILS: &[(&str, V)] = &[
+    ("", OK),
+    (" ORDER BY ts", V::Bad("ORDER BY below the aggregate")),
+    (" LIMIT 500", V::Bad("LIMIT below the aggregate")),
+    (" ORDER BY temperature DESC LIMIT 50", V::Bad("ORDER BY/LIMIT below the aggregate")),
+    (" OFFSET 3", V::Bad("OFFSET below the aggregate")),
+];
+
+/// Items of a query without aggregation (all such queries release rows).
+const RAW_ITEMS: &[&str] = &[
+    "site",
+    "shift",
+    "defect",
+    "ts",
+    "temperature",
+    "vibration",
+    "machine_id",
+    "operator_name",
+    "*",
+    "temperature + 1 AS t1",
+    "vibration * 2 AS v2",
+    "1 AS one",
+    "'x' AS lit",
+    "avg(temperature) OVER (PARTITION BY site) AS w",
+    "row_number() OVER (ORDER BY ts) AS rn",
+    "count(*) OVER () AS c",
+    "lag(temperature) OVER (ORDER BY ts) AS lg",
+    "sum(vibration) OVER (PARTITION BY shift) AS sv",
+];
+
+const THRESHOLD: &str = "count(*) >= 5 AND count(DISTINCT machine_id) >= 5";
+const ROW_FILTER: &str = "site <> 'secret-plant'";
+
+/// Hand-written queries: (sql, verdict, reference).
+const STATIC: &[(&str, V, Option<&str>)] = &[
+    ("SELECT site, count(*) AS n FROM telemetry GROUP BY GROUPING SETS ((site), ())", V::Bad("GROUPING SETS"), None),
+    ("SELECT site, shift, count(*) AS n FROM telemetry GROUP BY CUBE (site, shift)", V::Bad("CUBE"), None),
+    ("SELECT unnest(array_agg(temperature)) AS t FROM telemetry", V::Bad("aggregate function array_agg"), None),
+    (
+        "WITH RECURSIVE r(n) AS (SELECT count(*) FROM telemetry UNION ALL SELECT n + 1 FROM r WHERE n < 800) SELECT max(n) AS m FROM r",
+        UNK,
+        None,
+    ),
+    (
+        "SELECT site, count(*) AS n FROM telemetry GROUP BY 1",
+        UNK,
+        Some("SELECT site, count(*) FROM telemetry WHERE site <> 'secret-plant' GROUP BY site HAVING count(*) >= 5 AND count(DISTINCT machine_id) >= 5"),
+    ),
+    (
+        "SELECT t.site, count(*) AS n FROM telemetry AS t GROUP BY t.site",
+        OK,
+        Some("SELECT site, count(*) FROM telemetry WHERE site <> 'secret-plant' GROUP BY site HAVING count(*) >= 5 AND count(DISTINCT machine_id) >= 5"),
+    ),
+    (
+        "SELECT site, count(*) AS n FROM telemetry t WHERE t.shift = 'day' GROUP BY site",
+        OK,
+        Some("SELECT site, count(*) FROM telemetry WHERE site <> 'secret-plant' AND shift = 'day' GROUP BY site HAVING count(*) >= 5 AND count(DISTINCT machine_id) >= 5"),
+    ),
+    ("SELECT * FROM (SELECT site, count(*) AS n FROM telemetry GROUP BY site) s ORDER BY n LIMIT 1", OK, None),
+    ("SELECT count(*) AS n FROM telemetry t1 WHERE t1.site IN (SELECT site FROM telemetry)", V::Bad("subquery in a filter"), None),
+    ("SELECT DISTINCT site FROM telemetry", V::Bad("DISTINCT over dataset rows"), None),
+    ("SELECT DISTINCT shift, defect FROM telemetry WHERE site = 'pilot-line'", V::Bad("DISTINCT over dataset rows"), None),
+    (
+        "SELECT site FROM telemetry GROUP BY site",
+        OK,
+        Some("SELECT site FROM telemetry WHERE site <> 'secret-plant' GROUP BY site HAVING count(*) >= 5 AND count(DISTINCT machine_id) >= 5"),
+    ),
+    (
+        "SELECT site, count(*) AS n FROM telemetry GROUP BY site HAVING count(*) < 50",
+        OK,
+        Some("SELECT site, count(*) FROM telemetry WHERE site <> 'secret-plant' GROUP BY site HAVING count(*) >= 5 AND count(DISTINCT machine_id) >= 5 AND count(*) < 50"),
+    ),
+    (
+        "SELECT count(*) AS n FROM (SELECT site FROM telemetry WHERE site = 'pilot-line') s",
+        OK,
+        Some("SELECT count(*) FROM telemetry WHERE site <> 'secret-plant' AND site = 'pilot-line' HAVING count(*) >= 5 AND count(DISTINCT machine_id) >= 5"),
+    ),
+    ("SELECT 1 AS one FROM telemetry WHERE site = 'pilot-line'", V::Bad("literal rows release the row count"), None),
+    (
+        "SELECT count(*) AS n FROM telemetry WHERE site = 'pilot-line' UNION ALL SELECT count(*) FROM telemetry WHERE site = 'west-lab'",
+        OK,
+        Some(
+            "SELECT count(*) FROM telemetry WHERE site <> 'secret-plant' AND site = 'pilot-line' HAVING count(*) >= 5 AND count(DISTINCT machine_id) >= 5 \
+             UNION ALL SELECT count(*) FROM telemetry WHERE site <> 'secret-plant' AND site = 'west-lab' HAVING count(*) >= 5 AND count(DISTINCT machine_id) >= 5",
+        ),
+    ),
+    (
+        "SELECT site, count(*) AS n FROM telemetry GROUP BY site ORDER BY count(*) DESC",
+        OK,
+        Some("SELECT site, count(*) FROM telemetry WHERE site <> 'secret-plant' GROUP BY site HAVING count(*) >= 5 AND count(DISTINCT machine_id) >= 5"),
+    ),
+    (
+        "SELECT n FROM (SELECT site, count(*) AS n FROM telemetry GROUP BY site) s WHERE site = 'secret-plant'",
+        OK,
+        Some("SELECT 1 WHERE false"),
+    ),
+    (
+        "SELECT (SELECT count(*) FROM telemetry WHERE site = 'pilot-line') AS n",
+        OK,
+        Some("SELECT (SELECT count(*) FROM telemetry WHERE site <> 'secret-plant' AND site = 'pilot-line' HAVING count(*) >= 5 AND count(DISTINCT machine_id) >= 5) AS n"),
+    ),
+    (
+        "SELECT avg(temperature) AS t FROM telemetry WHERE site IN ('pilot-line', 'west-lab')",
+        OK,
+        Some("SELECT avg(temperature) FROM telemetry WHERE site <> 'secret-plant' AND site IN ('pilot-line', 'west-lab') HAVING count(*) >= 5 AND count(DISTINCT machine_id) >= 5"),
+    ),
+    (
+        "SELECT shift, avg(temperature) AS t FROM telemetry WHERE site = 'secret-plant' OR site <> 'secret-plant' GROUP BY shift",
+        V::Bad("OR in a filter"),
+        None,
+    ),
+    ("SELECT site, count(*) AS n FROM telemetry GROUP BY site, machine_id", V::Bad("entity column as group key"), None),
+    ("SELECT site, sum(temperature) AS t FROM telemetry GROUP BY site HAVING max(temperature) > 0", V::Bad("aggregate function max in HAVING"), None),
+    (
+        "SELECT count(*) AS n FROM telemetry WHERE site = 'pilot-line' AND shift = 'day' OR site = 'west-lab'",
+        V::Bad("OR in a filter"),
+        None,
+    ),
+    ("SELECT site, count(*) AS n FROM telemetry GROUP BY site LIMIT 2", OK, None),
+    ("SELECT * FROM telemetry LIMIT 0", V::Bad("`*` expands to the denied column"), None),
+    (
+        "SELECT count(*) AS n FROM telemetry LIMIT 1 OFFSET 0",
+        OK,
+        Some("SELECT count(*) FROM telemetry WHERE site <> 'secret-plant' HAVING count(*) >= 5 AND count(DISTINCT machine_id) >= 5"),
+    ),
+    ("SELECT t.* FROM telemetry t WHERE false", V::Bad("`t.*` expands to the denied column"), None),
+    ("SELECT count(*) AS n FROM telemetry a, telemetry b WHERE a.ts = b.ts", V::Bad("join of dataset rows"), None),
+];
+
+// ---------------------------------------------------------------------------
+// The query model.
+
+/// A scalar subquery over the dataset: `(SELECT item FROM telemetry WHERE preds)`.
+#[derive(Debug, Clone)]
+struct Sub {
+    item: usize,
+    preds: Vec<usize>,
+}
+
+/// An aggregate query directly over the dataset.
+#[derive(Debug, Clone)]
+struct Core {
+    keys: Vec<usize>,
+    aggs: Vec<usize>,
+    preds: Vec<usize>,
+    having: Option<usize>,
+    sel_sub: Option<Sub>,
+    having_sub: Option<Sub>,
+    rollup: bool,
+    join: Option<usize>,
+}
+
+/// What wraps an aggregate query (all after the aggregate, except where noted).
+#[derive(Debug, Clone)]
+struct Wrapper {
+    kind: usize,
+    post: Option<usize>,
+    order: u8,
+    sub: Sub,
+}
+
+/// An aggregate over a derived table (or CTE) of dataset rows.
+#[derive(Debug, Clone)]
+struct Derived {
+    keys: Vec<usize>,
+    aggs: Vec<usize>,
+    inner_preds: Vec<usize>,
+    outer_preds: Vec<usize>,
+    extra: Option<usize>,
+    tail: usize,
+    distinct: bool,
+    union: bool,
+    cte: bool,
+}
+
+/// A query without aggregation.
+#[derive(Debug, Clone)]
+struct RawSel {
+    items: Vec<usize>,
+    preds: Vec<usize>,
+    tail: usize,
+    distinct: bool,
+}
+
+#[derive(Debug, Clone)]
+enum Shape {
+    Simple(Core),
+    Core(Core, u8),
+    Wrap(Core, Wrapper),
+    Union(Core, Core),
+    Join(Core, Core, bool),
+    Derived(Derived),
+    Raw(RawSel),
+    Static(usize),
+}
+
+/// A generated query, rendered.
+#[derive(Debug, Clone)]
+struct Rendered {
+    family: &'static str,
+    sql: String,
+    /// The reference on the raw table, when the query is not `Bad` and its
+    /// result is deterministic.
+    reference: Option<String>,
+    v: V,
+    must_accept: bool,
+}
+
+fn where_clause(preds: &[String]) -> String {
+    if preds.is_empty() { String::new() } else { format!(" WHERE {}", preds.join(" AND ")) }
+}
+
+fn pred_list(preds: &[usize], refm: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    if refm {
+        out.push(ROW_FILTER.to_owned());
+    }
+    for &p in preds {
+        out.push(if refm { format!("({})", PREDS[p].sql) } else { PREDS[p].sql.to_owned() });
+    }
+    out
+}
+
+impl Sub {
+    fn render(&self, refm: bool) -> String {
+        let (item, suffix, _) = SUB_ITEMS[self.item];
+        let mut s = format!("(SELECT {item} FROM telemetry{}", where_clause(&pred_list(&self.preds, refm)));
+        if refm {
+            let _ = write!(s, " HAVING {THRESHOLD}");
+        }
+        s.push_str(suffix);
+        s.push(')');
+        s
+    }
+
+    fn verdict(&self) -> V {
+        self.preds.iter().fold(SUB_ITEMS[self.item].2, |v, &p| v.and(PREDS[p].v))
+    }
+}
+
+impl Core {
+    fn render(&self, refm: bool) -> String {
+        let mut sel: Vec<String> = Vec::new();
+        for (i, &k) in self.keys.iter().enumerate() {
+            sel.push(format!("{} AS k{i}", KEYS[k].sql));
+        }
+        for (j, &a) in self.aggs.iter().enumerate() {
+            sel.push(format!("{} AS a{j}", AGGS[a].sql));
+        }
+        if let Some(s) = &self.sel_sub {
+            sel.push(format!("{} AS sq", s.render(refm)));
+        }
+        let mut sql = format!("SELECT {} FROM telemetry", sel.join(", "));
+        if let Some(j) = self.join {
+            sql.push_str(JOINS[j]);
+        }
+        sql.push_str(&where_clause(&pred_list(&self.preds, refm)));
+        if !self.keys.is_empty() {
+            let keys: Vec<&str> = self.keys.iter().map(|&k| KEYS[k].sql).collect();
+            if self.rollup {
+                let _ = write!(sql, " GROUP BY ROLLUP ({})", keys.join(", "));
+            } else {
+                let _ = write!(sql, " GROUP BY {}", keys.join(", "));
+            }
+        }
+        let mut having: Vec<String> = Vec::new();
+        if refm {
+            having.push(THRESHOLD.to_owned());
+        }
+        if let Some(h) = self.having {
+            having.push(format!("({})", HAVINGS[h].sql));
+        }
+        if let Some(s) = &self.having_sub {
+            having.push(format!("count(*) > {}", s.render(refm)));
+        }
+        if !having.is_empty() {
+            let _ = write!(sql, " HAVING {}", having.join(" AND "));
+        }
+        sql
+    }
+
+    fn verdict(&self) -> V {
+        let mut v = OK;
+        for &k in &self.keys {
+            v = v.and(KEYS[k].v);
+        }
+        for &a in &self.aggs {
+            v = v.and(AGGS[a].v);
+        }
+        for &p in &self.preds {
+            v = v.and(PREDS[p].v);
+        }
+        if let Some(h) = self.having {
+            v = v.and(HAVINGS[h].v);
+        }
+        for s in self.sel_sub.iter().chain(&self.having_sub) {
+            v = v.and(s.verdict());
+        }
+        if self.rollup && !self.keys.is_empty() {
+            v = v.and(V::Bad("ROLLUP"));
+        }
+        if self.join.is_some() {
+            v = v.and(V::Bad("join of dataset rows"));
+        }
+        let literal_only = self.aggs.iter().all(|&a| !AGGS[a].sql.contains('('));
+        if self.keys.is_empty() && literal_only && self.having.is_none() && self.having_sub.is_none() {
+            // `SELECT 42 FROM telemetry WHERE ...`: one row per dataset row,
+            // so the row count of a group below the threshold is released.
+            v = v.and(V::Bad("literal rows release the row count"));
+        }
+        v
+    }
+
+    fn key0_is_text(&self) -> bool {
+        self.keys.first().is_some_and(|&k| matches!(KEYS[k].sql, "site" | "shift"))
+    }
+}
+
+const WRAP_KINDS: usize = 13;
+
+impl Wrapper {
+    fn post_sql(&self, core: &Core, refm: bool) -> Option<String> {
+        let p = self.post?;
+        Some(match p {
+            0 => "a0 IS NOT NULL".to_owned(),
+            1 => "a0 >= 1".to_owned(),
+            2 => "a0 < 70".to_owned(),
+            3 => format!("a0 > {}", self.sub.render(refm)),
+            4 if !core.keys.is_empty() => "k0 IS NOT NULL".to_owned(),
+            5 if core.key0_is_text() => "k0 <> 'secret-plant'".to_owned(),
+            _ => "a0 IS NOT NULL".to_owned(),
+        })
+    }
+
+    fn render(&self, core: &Core, refm: bool) -> String {
+        let c = core.render(refm);
+        let w = self.post_sql(core, refm).map(|p| format!(" WHERE {p}")).unwrap_or_default();
+        let o = match self.order {
+            0 => "",
+            1 => " ORDER BY a0",
+            _ => " ORDER BY a0 DESC LIMIT 3",
+        };
+        let th = if refm { format!(" WHERE {ROW_FILTER}") } else { String::new() };
+        let th_having = if refm { format!(" HAVING {THRESHOLD}") } else { String::new() };
+        let th_and = if refm { format!(" AND {THRESHOLD}") } else { String::new() };
+        match self.kind {
+            0 => format!("WITH x AS ({c}) SELECT * FROM x{w}{o}"),
+            1 => format!("SELECT s.*, 7 AS p FROM ({c}) s{w}{o}"),
+            2 => format!("SELECT * FROM ({c} ORDER BY a0 DESC LIMIT 3) s{w}{o}"),
+            3 => format!("SELECT s.*, rank() OVER (ORDER BY a0) AS r, count(*) OVER () AS tot FROM ({c}) s{w}{o}"),
+            4 => format!("SELECT count(*) AS g, max(a0) AS mx, min(a0) AS mn FROM ({c}) s{w}"),
+            5 => format!("SELECT s.*, v.x FROM ({c}) s CROSS JOIN (VALUES (1), (2)) v(x){w}{o}"),
+            6 => format!("SELECT s.*, {} AS sq2 FROM ({c}) s{w}{o}", self.sub.render(refm)),
+            7 => format!("SELECT * FROM ({c}) s WHERE EXISTS (SELECT 1 FROM telemetry WHERE temperature > 97){o}"),
+            8 => format!("SELECT * FROM ({c}) s WHERE a0 IN (SELECT count(*) FROM telemetry{th} GROUP BY site{th_having}){o}"),
+            9 => format!("SELECT * FROM ({c}) s WHERE a0 IN (SELECT temperature FROM telemetry){o}"),
+            10 if core.keys.first().is_some_and(|&k| KEYS[k].sql == "site") => {
+                format!("SELECT s.*, (SELECT count(*) FROM telemetry t2 WHERE t2.shift = 'day' AND t2.site = s.k0) AS c2 FROM ({c}) s{w}{o}")
+            }
+            10 => format!("SELECT s.*, (SELECT count(*) FROM telemetry t2{th}{th_having}) AS c2 FROM ({c}) s{w}{o}"),
+            11 => format!("SELECT * FROM ({c}) s WHERE EXISTS (SELECT count(*) FROM telemetry{th} HAVING count(*) > 100{th_and}){o}"),
+            _ if !core.keys.is_empty() => format!("SELECT k0, count(*) AS t, max(a0) AS m FROM ({c}) s{w} GROUP BY k0"),
+            _ => format!("SELECT count(*) AS t, max(a0) AS m FROM ({c}) s{w}"),
+        }
+    }
+
+    fn verdict(&self, core: &Core) -> V {
+        let mut v = core.verdict();
+        v = v.and(match self.kind {
+            7 => V::Bad("EXISTS over dataset rows"),
+            9 => V::Bad("IN subquery over dataset rows"),
+            8 | 11 => UNK,
+            10 if core.keys.first().is_some_and(|&k| KEYS[k].sql == "site") => UNK,
+            _ => OK,
+        });
+        let uses_sub = self.kind == 6 || self.post == Some(3);
+        if uses_sub {
+            v = v.and(self.sub.verdict());
+        }
+        v
+    }
+
+    fn comparable(&self, core: &Core) -> bool {
+        let correlated = self.kind == 10 && core.keys.first().is_some_and(|&k| KEYS[k].sql == "site");
+        self.order < 2 && self.kind != 2 && !correlated
+    }
+}
+
+impl Derived {
+    fn needed(&self) -> Vec<&'static str> {
+        let mut cols: Vec<&'static str> = Vec::new();
+        let all = self
+            .keys
+            .iter()
+            .flat_map(|&k| KEYS[k].cols)
+            .chain(self.aggs.iter().flat_map(|&a| AGGS[a].cols))
+            .chain(self.outer_preds.iter().flat_map(|&p| PREDS[p].cols));
+        for &c in all {
+            if !cols.contains(&c) {
+                cols.push(c);
+            }
+        }
+        cols
+    }
+
+    fn render(&self, refm: bool) -> String {
+        let mut items: Vec<String> = self.needed().iter().map(|c| (*c).to_owned()).collect();
+        if let Some(e) = self.extra {
+            let extra = EXTRAS[e];
+            if extra.sql == "*" {
+                if !refm {
+                    items = vec!["*".to_owned()];
+                }
+            } else if !items.iter().any(|i| i == extra.sql) && !(refm && matches!(extra.v, V::Bad(_))) {
+                items.push(extra.sql.to_owned());
+            }
+        }
+        if refm {
+            items.push("machine_id AS m__".to_owned());
+        }
+        if items.is_empty() {
+            items.push("site".to_owned());
+        }
+        let distinct = if self.distinct { "DISTINCT " } else { "" };
+        let mut inner = format!(
+            "SELECT {distinct}{} FROM telemetry{}{}",
+            items.join(", "),
+            where_clause(&pred_list(&self.inner_preds, refm)),
+            TAILS[self.tail].0
+        );
+        if self.union {
+            inner = format!("{inner} UNION ALL {inner}");
+        }
+        let mut sel: Vec<String> = Vec::new();
+        for (i, &k) in self.keys.iter().enumerate() {
+            sel.push(format!("{} AS k{i}", KEYS[k].sql));
+        }
+        for (j, &a) in self.aggs.iter().enumerate() {
+            sel.push(format!("{} AS a{j}", AGGS[a].sql));
+        }
+        let outer_preds: Vec<String> = self
+            .outer_preds
+            .iter()
+            .map(|&p| if refm { format!("({})", PREDS[p].sql) } else { PREDS[p].sql.to_owned() })
+            .collect();
+        let from = if self.cte { format!("WITH x AS ({inner}) SELECT {} FROM x", sel.join(", ")) } else { format!("SELECT {} FROM ({inner}) s", sel.join(", ")) };
+        let mut sql = format!("{from}{}", where_clause(&outer_preds));
+        if !self.keys.is_empty() {
+            let keys: Vec<&str> = self.keys.iter().map(|&k| KEYS[k].sql).collect();
+            let _ = write!(sql, " GROUP BY {}", keys.join(", "));
+        }
+        if refm {
+            sql.push_str(" HAVING count(*) >= 5 AND count(DISTINCT m__) >= 5");
+        }
+        sql
+    }
+
+    fn verdict(&self) -> V {
+        let mut v = OK;
+        for &k in &self.keys {
+            v = v.and(KEYS[k].v);
+        }
+        for &a in &self.aggs {
+            v = v.and(AGGS[a].v);
+        }
+        for &p in self.inner_preds.iter().chain(&self.outer_preds) {
+            v = v.and(PREDS[p].v);
+        }
+        if let Some(e) = self.extra {
+            v = v.and(EXTRAS[e].v);
+        }
+        v = v.and(TAILS[self.tail].1);
+        if self.distinct {
+            v = v.and(V::Bad("DISTINCT below the aggregate"));
+        }
+        if self.union {
+            v = v.and(V::Bad("UNION below the aggregate"));
+        }
+        let literal_only = self.aggs.iter().all(|&a| !AGGS[a].sql.contains('('));
+        if self.keys.is_empty() && literal_only {
+            v = v.and(V::Bad("literal rows release the row count"));
+        }
+        v
+    }
+}
+
+impl RawSel {
+    fn render(&self) -> String {
+        let items: Vec<&str> = self.items.iter().map(|&i| RAW_ITEMS[i]).collect();
+        let distinct = if self.distinct { "DISTINCT " } else { "" };
+        format!(
+            "SELECT {distinct}{} FROM telemetry{}{}",
+            items.join(", "),
+            where_clause(&pred_list(&self.preds, false)),
+            TAILS[self.tail].0
+        )
+    }
+}
+
+fn render(shape: &Shape) -> Rendered {
+    let (family, sql, reference, v, must_accept) = match shape {
+        Shape::Simple(c) => ("simple", c.render(false), Some(c.render(true)), c.verdict(), true),
+        Shape::Core(c, order) => {
+            let o = match order {
+                0 => "",
+                1 => " ORDER BY a0",
+                _ => " ORDER BY a0 DESC LIMIT 3",
+            };
+            let reference = (*order < 2).then(|| format!("{}{o}", c.render(true)));
+            ("core", format!("{}{o}", c.render(false)), reference, c.verdict(), false)
+        }
+        Shape::Wrap(c, w) => {
+            let reference = w.comparable(c).then(|| w.render(c, true));
+            ("wrapped", w.render(c, false), reference, w.verdict(c), false)
+        }
+        Shape::Union(a, b) => {
+            let k = |c: &Core| if c.keys.is_empty() { "'all'" } else { "CAST(k0 AS VARCHAR)" };
+            let r = |refm: bool| {
+                format!(
+                    "SELECT {} AS k, CAST(a0 AS VARCHAR) AS v FROM ({}) s1 UNION ALL SELECT {}, CAST(a0 AS VARCHAR) FROM ({}) s2",
+                    k(a),
+                    a.render(refm),
+                    k(b),
+                    b.render(refm)
+                )
+            };
+            ("union", r(false), Some(r(true)), a.verdict().and(b.verdict()), false)
+        }
+        Shape::Join(a, b, left) => {
+            let r = |refm: bool| {
+                if a.keys.is_empty() {
+                    format!("SELECT a.*, b.a0 AS b0 FROM ({}) a CROSS JOIN ({}) b", a.render(refm), b.render(refm))
+                } else {
+                    let kind = if *left { "LEFT JOIN" } else { "JOIN" };
+                    format!("SELECT a.*, b.a0 AS b0 FROM ({}) a {kind} ({}) b ON a.k0 = b.k0", a.render(refm), b.render(refm))
+                }
+            };
+            ("join", r(false), Some(r(true)), a.verdict().and(b.verdict()), false)
+        }
+        Shape::Derived(d) => ("derived", d.render(false), Some(d.render(true)), d.verdict(), false),
+        Shape::Raw(r) => {
+            let v = r.preds.iter().fold(V::Bad("dataset rows without aggregation"), |v, &p| v.and(PREDS[p].v));
+            ("raw", r.render(), None, v, false)
+        }
+        Shape::Static(i) => {
+            let (sql, v, reference) = STATIC[*i];
+            ("static", sql.to_owned(), reference.map(str::to_owned), v, false)
+        }
+    };
+    let reference = if matches!(v, V::Bad(_)) { None } else { reference };
+    Rendered { family, sql, reference, v, must_accept }
+}
+
+// ---------------------------------------------------------------------------
+// Strategies.
+
+fn indices(pool: &[Item], keep: impl Fn(&Item) -> bool) -> Vec<usize> {
+    pool.iter().enumerate().filter(|(_, i)| keep(i)).map(|(n, _)| n).collect()
+}
+
+fn is_ok(i: &Item) -> bool {
+    i.v == V::Ok
+}
+
+/// Ok items, plus (with probability `rate`) one item that is not Ok.
+fn mixed(pool: &'static [Item], size: std::ops::RangeInclusive<usize>, rate: f64) -> BoxedStrategy<Vec<usize>> {
+    let ok = indices(pool, is_ok);
+    let other = indices(pool, |i| !is_ok(i));
+    (prop::sample::subsequence(ok, size), prop::option::weighted(rate, prop::sample::select(other)))
+        .prop_map(|(mut v, extra)| {
+            v.extend(extra);
+            v
+        })
+        .boxed()
+}
+
+fn sub_strategy(rate: f64) -> BoxedStrategy<Sub> {
+    let ok_items: Vec<usize> = (0..SUB_ITEMS.len()).filter(|&i| SUB_ITEMS[i].2 == V::Ok).collect();
+    let other_items: Vec<usize> = (0..SUB_ITEMS.len()).filter(|&i| SUB_ITEMS[i].2 != V::Ok).collect();
+    let item = prop_oneof![
+        4 => prop::sample::select(ok_items),
+        1 => prop::sample::select(other_items),
+    ];
+    (item, mixed(PREDS, 0..=2, rate)).prop_map(|(item, preds)| Sub { item, preds }).boxed()
+}
+
+fn simple_strategy() -> BoxedStrategy<Core> {
+    let keys = prop::sample::subsequence(indices(KEYS, is_ok), 0..=3);
+    let aggs = prop::sample::subsequence(indices(AGGS, |i| i.plain), 1..=3);
+    let preds = prop::sample::subsequence(indices(PREDS, is_ok), 0..=3);
+    (keys, aggs, preds)
+        .prop_map(|(keys, aggs, preds)| Core {
+            keys,
+            aggs,
+            preds,
+            having: None,
+            sel_sub: None,
+            having_sub: None,
+            rollup: false,
+            join: None,
+        })
+        .boxed()
+}
+
+fn core_strategy(rate: f64) -> BoxedStrategy<Core> {
+    let ok_having = indices(HAVINGS, is_ok);
+    let bad_having = indices(HAVINGS, |i| !is_ok(i));
+    let having = prop_oneof![
+        6 => Just(None),
+        2 => prop::sample::select(ok_having).prop_map(Some),
+        1 => prop::sample::select(bad_having).prop_map(Some),
+    ];
+    let parts = (mixed(KEYS, 0..=2, rate), mixed(AGGS, 1..=3, rate), mixed(PREDS, 0..=3, rate));
+    let extras = (
+        having,
+        prop::option::weighted(0.08, sub_strategy(rate)),
+        prop::option::weighted(0.08, sub_strategy(rate)),
+        prop::bool::weighted(rate / 3.0),
+        prop::option::weighted(rate / 3.0, 0..JOINS.len()),
+    );
+    (parts, extras)
+        .prop_map(|((keys, aggs, preds), (having, sel_sub, having_sub, rollup, join))| Core {
+            keys,
+            aggs,
+            preds,
+            having,
+            sel_sub,
+            having_sub,
+            rollup,
+            join,
+        })
+        .boxed()
+}
+
+fn wrapper_strategy() -> BoxedStrategy<Wrapper> {
+    (
+        0..WRAP_KINDS,
+        prop::option::weighted(0.4, 0..6usize),
+        prop::sample::select(vec![0u8, 0, 1, 2]),
+        sub_strategy(0.1),
+    )
+        .prop_map(|(kind, post, order, sub)| Wrapper { kind, post, order, sub })
+        .boxed()
+}
+
+fn derived_strategy() -> BoxedStrategy<Derived> {
+    let rate = 0.12;
+    let main = (mixed(KEYS, 0..=2, rate), mixed(AGGS, 1..=2, rate), mixed(PREDS, 0..=2, rate), mixed(PREDS, 0..=1, rate / 2.0));
+    let shape = (
+        prop::option::weighted(0.35, 0..EXTRAS.len()),
+        prop_oneof![8 => Just(0usize), 1 => 1..TAILS.len()],
+        prop::bool::weighted(0.05),
+        prop::bool::weighted(0.05),
+        any::<bool>(),
+    );
+    (main, shape)
+        .prop_map(|((keys, aggs, inner_preds, outer_preds), (extra, tail, distinct, union, cte))| Derived {
+            keys,
+            aggs,
+            inner_preds,
+            outer_preds,
+            extra,
+            tail,
+            distinct,
+            union,
+            cte,
+        })
+        .boxed()
+}
+
+fn raw_strategy() -> BoxedStrategy<RawSel> {
+    (
+        prop::sample::subsequence((0..RAW_ITEMS.len()).collect::<Vec<_>>(), 1..=3),
+        mixed(PREDS, 0..=2, 0.3),
+        prop_oneof![3 => Just(0usize), 1 => 1..TAILS.len()],
+        prop::bool::weighted(0.15),
+    )
+        .prop_map(|(items, preds, tail, distinct)| RawSel { items, preds, tail, distinct })
+        .boxed()
+}
+
+fn shape_strategy() -> BoxedStrategy<Shape> {
+    let join = (core_strategy(0.06), core_strategy(0.06), any::<bool>()).prop_map(|(a, mut b, left)| {
+        b.keys = a.keys.clone();
+        b.rollup = a.rollup;
+        Shape::Join(a, b, left)
+    });
+    prop_oneof![
+        30 => simple_strategy().prop_map(Shape::Simple),
+        20 => (core_strategy(0.12), prop::sample::select(vec![0u8, 0, 1, 2])).prop_map(|(c, o)| Shape::Core(c, o)),
+        18 => (core_strategy(0.06), wrapper_strategy()).prop_map(|(c, w)| Shape::Wrap(c, w)),
+        5 => (core_strategy(0.06), core_strategy(0.06)).prop_map(|(a, b)| Shape::Union(a, b)),
+        5 => join,
+        12 => derived_strategy().prop_map(Shape::Derived),
+        6 => raw_strategy().prop_map(Shape::Raw),
+        4 => (0..STATIC.len()).prop_map(Shape::Static),
+    ]
+    .boxed()
+}
+
+// ---------------------------------------------------------------------------
+// The fixture and the checker.
+
+/// A sentinel so large that one filtered row in any sum or average (over at
+/// most 897 rows) yields a number above `LEAK_MAGNITUDE`.
+const SENTINEL: &str = "1000000000.0";
+/// No legitimate output of the generated queries reaches this: sums of
+/// temperature over all kept rows stay below 80 000, and the generator never
+/// multiplies such sums.
+const LEAK_MAGNITUDE: f64 = 100_000.0;
+
+struct Fixture {
+    machine_ids: BTreeSet<String>,
+    operators: BTreeSet<String>,
+    sites: BTreeSet<String>,
+    shifts: BTreeSet<String>,
+}
+
+fn redteam_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/redteam")
+}
+
+/// Reads the fixture, writes the modified copy to `out`, and returns its values.
+fn prepare_fixture(out: &Path) -> Fixture {
+    let text = std::fs::read_to_string(redteam_dir().join("telemetry.csv")).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let columns: Vec<&str> = header.split(',').collect();
+    assert_eq!(
+        columns,
+        ["machine_id", "site", "shift", "ts", "temperature", "vibration", "operator_name", "defect"],
+        "unexpected fixture header"
+    );
+    assert!(!text.contains('"'), "the fixture has quoted fields; this test's CSV handling is too simple");
+    let mut fixture = Fixture {
+        machine_ids: BTreeSet::new(),
+        operators: BTreeSet::new(),
+        sites: BTreeSet::new(),
+        shifts: BTreeSet::new(),
+    };
+    let mut written = String::new();
+    written.push_str(header);
+    written.push('\n');
+    let mut rows = 0;
+    let mut secret = 0;
+    for line in lines.filter(|l| !l.is_empty()) {
+        let mut fields: Vec<&str> = line.split(',').collect();
+        assert_eq!(fields.len(), 8, "bad fixture line: {line}");
+        fixture.machine_ids.insert(fields[0].to_owned());
+        fixture.sites.insert(fields[1].to_owned());
+        fixture.shifts.insert(fields[2].to_owned());
+        fixture.operators.insert(fields[6].to_owned());
+        if fields[1] == "secret-plant" {
+            fields[4] = SENTINEL;
+            fields[5] = SENTINEL;
+            secret += 1;
+        }
+        written.push_str(&fields.join(","));
+        written.push('\n');
+        rows += 1;
+    }
+    assert_eq!(rows, 897, "the fixture should have 897 rows");
+    assert_eq!(secret, 120, "the fixture should have 120 secret-plant rows");
+    std::fs::write(out, written).unwrap();
+    fixture
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Cell {
+    Null,
+    Number(f64),
+    Text(String),
+}
+
+fn cells(batches: &[RecordBatch]) -> Vec<Cell> {
+    let options = FormatOptions::default();
+    let mut out = Vec::new();
+    for batch in batches {
+        for column in batch.columns() {
+            if column.data_type().is_numeric() {
+                let floats = cast(column, &DataType::Float64).unwrap();
+                let floats = floats.as_primitive::<Float64Type>();
+                out.extend((0..floats.len()).map(|i| if floats.is_null(i) { Cell::Null } else { Cell::Number(floats.value(i)) }));
+            } else {
+                let formatter = ArrayFormatter::try_new(column.as_ref(), &options).unwrap();
+                out.extend(
+                    (0..column.len()).map(|i| if column.is_null(i) { Cell::Null } else { Cell::Text(formatter.value(i).to_string()) }),
+                );
+            }
+        }
+    }
+    out
+}
+
+impl Fixture {
+    /// A data value quoted by a refusal (or error) message.
+    fn message_leak(&self, message: &str, sql: &str) -> Option<String> {
+        if let Some(v) = self.machine_ids.iter().chain(&self.operators).find(|v| message.contains(v.as_str())) {
+            return Some(format!("the message quotes the entity/denied value `{v}`"));
+        }
+        self.sites
+            .iter()
+            .chain(&self.shifts)
+            .find(|v| message.contains(v.as_str()) && !sql.contains(v.as_str()))
+            .map(|v| format!("the message quotes `{v}`, which the SQL does not contain"))
+    }
+
+    /// A cell of an answer that should never be released.
+    fn output_leak(&self, batches: &[RecordBatch]) -> Option<String> {
+        for cell in cells(batches) {
+            match cell {
+                Cell::Null => {}
+                Cell::Number(x) => {
+                    if x.abs() >= LEAK_MAGNITUDE {
+                        return Some(format!("the numeric cell {x} is sentinel-sized: a filtered row contributed"));
+                    }
+                }
+                Cell::Text(t) => {
+                    if let Some(v) = self.machine_ids.iter().chain(&self.operators).find(|v| t.contains(v.as_str())) {
+                        return Some(format!("the cell `{t}` contains the entity/denied value `{v}`"));
+                    }
+                    if t.contains("secret-plant") {
+                        return Some(format!("the cell `{t}` contains the filtered site"));
+                    }
+                    if let Ok(x) = t.trim().parse::<f64>() {
+                        if x.abs() >= LEAK_MAGNITUDE {
+                            return Some(format!("the text cell `{t}` is a sentinel-sized number: a filtered row contributed"));
+                        }
+                    }
+                }
+            }
+        }
+        None
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Running and judging one query.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Panic,
+    Hang,
+    RefusalLeak,
+    OutputLeak,
+    AcceptedForbidden,
+    ResultMismatch,
+    OverRefusal,
+    GeneratorOrReference,
+    UnexpectedError,
+}
+
+#[derive(Debug, Clone)]
+struct Failure {
+    kind: Kind,
+    detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Outcome {
+    Accepted,
+    Refused(String),
+    Unplannable,
+    Execution,
+    Other,
+}
+
+struct Eval {
+    outcome: Outcome,
+    failure: Option<Failure>,
+    compared: bool,
+    note: Option<String>,
+}
+
+enum Governed {
+    Answer(Vec<RecordBatch>),
+    Refused(Refusal),
+    Execution(String),
+    Other(String),
+    Panic(String),
+    Hang,
+}
+
+const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+
+struct Harness {
+    rt: tokio::runtime::Runtime,
+    engine: Arc<GovernedEngine>,
+    raw: SessionContext,
+    fixture: Fixture,
+    now: DateTime<Utc>,
+}
+
+impl Harness {
+    fn governed(&self, sql: &str) -> Governed {
+        let engine = Arc::clone(&self.engine);
+        let owned = sql.to_owned();
+        let now = self.now;
+        // Spawned, so that a busy loop in the (synchronous) enforcer cannot
+        // stop the timeout from firing on this thread.
+        let handle = self.rt.spawn(async move { engine.query(&owned, now).await });
+        match self.rt.block_on(async { tokio::time::timeout(QUERY_TIMEOUT, handle).await }) {
+            Err(_) => Governed::Hang,
+            Ok(Err(join)) if join.is_panic() => {
+                let payload = join.into_panic();
+                let message = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "(non-string panic payload)".to_owned());
+                Governed::Panic(message)
+            }
+            Ok(Err(join)) => Governed::Other(join.to_string()),
+            Ok(Ok(Ok(answer))) => Governed::Answer(answer.batches),
+            Ok(Ok(Err(Error::Refused(refusal)))) => Governed::Refused(refusal),
+            Ok(Ok(Err(Error::Execution { id }))) => Governed::Execution(id),
+            Ok(Ok(Err(other))) => Governed::Other(other.to_string()),
+        }
+    }
+
+    fn raw(&self, sql: &str) -> Result<Vec<RecordBatch>, String> {
+        self.rt.block_on(async {
+            let frame = self.raw.sql(sql).await.map_err(|e| e.strip_backtrace())?;
+            frame.collect().await.map_err(|e| e.strip_backtrace())
+        })
+    }
+
+    fn evaluate(&self, q: &Rendered) -> Eval {
+        let fail = |outcome: Outcome, kind: Kind, detail: String| Eval {
+            outcome,
+            failure: Some(Failure { kind, detail }),
+            compared: false,
+            note: None,
+        };
+        match self.governed(&q.sql) {
+            Governed::Hang => fail(Outcome::Other, Kind::Hang, format!("no answer within {QUERY_TIMEOUT:?}")),
+            Governed::Panic(message) => fail(Outcome::Other, Kind::Panic, format!("panicked: {message}")),
+            Governed::Other(message) => fail(Outcome::Other, Kind::UnexpectedError, format!("unexpected error: {message}")),
+            Governed::Execution(id) => {
+                let message = format!("the query failed while executing (error id `{id}`)");
+                if let Some(leak) = self.fixture.message_leak(&message, &q.sql) {
+                    return fail(Outcome::Execution, Kind::RefusalLeak, leak);
+                }
+                Eval { outcome: Outcome::Execution, failure: None, compared: false, note: Some(format!("execution error `{id}`")) }
+            }
+            Governed::Refused(refusal) => {
+                let text = refusal.to_string();
+                let unplannable = text.contains("cannot be planned");
+                let outcome = if unplannable { Outcome::Unplannable } else { Outcome::Refused(refusal.rule.id().to_owned()) };
+                if let Some(leak) = self.fixture.message_leak(&text, &q.sql) {
+                    return fail(outcome, Kind::RefusalLeak, format!("{leak}: {text}"));
+                }
+                if q.must_accept {
+                    let kind = if unplannable { Kind::GeneratorOrReference } else { Kind::OverRefusal };
+                    return fail(outcome, kind, format!("a query of the simple family was refused: {text}"));
+                }
+                Eval { outcome, failure: None, compared: false, note: Some(text) }
+            }
+            Governed::Answer(batches) => {
+                if let Some(leak) = self.fixture.output_leak(&batches) {
+                    return fail(Outcome::Accepted, Kind::OutputLeak, leak);
+                }
+                if let V::Bad(why) = q.v {
+                    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+                    return fail(Outcome::Accepted, Kind::AcceptedForbidden, format!("answered ({rows} rows) although it uses a forbidden construct: {why}"));
+                }
+                let Some(reference) = &q.reference else {
+                    return Eval { outcome: Outcome::Accepted, failure: None, compared: false, note: None };
+                };
+                match self.raw(reference) {
+                    Err(e) => {
+                        let detail = format!("the reference query fails on the raw table: {e}\n    reference: {reference}");
+                        if q.must_accept {
+                            fail(Outcome::Accepted, Kind::GeneratorOrReference, detail)
+                        } else {
+                            Eval { outcome: Outcome::Accepted, failure: None, compared: false, note: Some(detail) }
+                        }
+                    }
+                    Ok(expected) => match compare_results(&batches, &expected, false) {
+                        Ok(()) => Eval { outcome: Outcome::Accepted, failure: None, compared: true, note: None },
+                        Err(e) => fail(
+                            Outcome::Accepted,
+                            Kind::ResultMismatch,
+                            format!("{e}\n    got:      {}\n    expected: {}\n    reference: {reference}", show(&batches), show(&expected)),
+                        ),
+                    },
+                }
+            }
+        }
+    }
+}
+
+fn show(batches: &[RecordBatch]) -> String {
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let text = datafusion::arrow::util::pretty::pretty_format_batches(batches).map(|t| t.to_string()).unwrap_or_default();
+    let compact: String = text.lines().filter(|l| !l.starts_with('+')).take(12).collect::<Vec<_>>().join(" / ");
+    format!("{rows} rows: {compact}")
+}
+
+// ---------------------------------------------------------------------------
+// The test.
+
+#[derive(Default)]
+struct Stats {
+    total: usize,
+    accepted: usize,
+    refused: usize,
+    unplannable: usize,
+    execution: usize,
+    other: usize,
+    compared: usize,
+    by_family: BTreeMap<&'static str, [usize; 5]>,
+    by_rule: BTreeMap<String, usize>,
+    ok_refused: Vec<String>,
+    ok_unplannable: Vec<String>,
+    unknown_accepted: usize,
+    unknown_refused: usize,
+    notes: Vec<String>,
+}
+
+impl Stats {
+    fn record(&mut self, q: &Rendered, e: &Eval) {
+        self.total += 1;
+        let slot = match &e.outcome {
+            Outcome::Accepted => {
+                self.accepted += 1;
+                0
+            }
+            Outcome::Refused(rule) => {
+                self.refused += 1;
+                *self.by_rule.entry(rule.clone()).or_default() += 1;
+                1
+            }
+            Outcome::Unplannable => {
+                self.unplannable += 1;
+                2
+            }
+            Outcome::Execution => {
+                self.execution += 1;
+                3
+            }
+            Outcome::Other => {
+                self.other += 1;
+                4
+            }
+        };
+        self.by_family.entry(q.family).or_default()[slot] += 1;
+        if e.compared {
+            self.compared += 1;
+        }
+        match (&q.v, &e.outcome) {
+            (V::Ok, Outcome::Refused(_)) if !q.must_accept && self.ok_refused.len() < 12 => {
+                self.ok_refused.push(format!("{}\n      -> {}", q.sql, e.note.clone().unwrap_or_default()));
+            }
+            (V::Ok, Outcome::Unplannable) if self.ok_unplannable.len() < 8 => {
+                self.ok_unplannable.push(format!("{}\n      -> {}", q.sql, e.note.clone().unwrap_or_default()));
+            }
+            (V::Unknown, Outcome::Accepted) => self.unknown_accepted += 1,
+            (V::Unknown, Outcome::Refused(_)) => self.unknown_refused += 1,
+            _ => {}
+        }
+        if let (Outcome::Execution | Outcome::Accepted, Some(note)) = (&e.outcome, &e.note) {
+            if self.notes.len() < 10 {
+                self.notes.push(format!("{}\n      -> {note}", q.sql));
+            }
+        }
+    }
+
+    fn report(&self) -> String {
+        let mut s = String::new();
+        let pct = |n: usize| if self.total == 0 { 0.0 } else { 100.0 * n as f64 / self.total as f64 };
+        let _ = writeln!(s, "queries: {}", self.total);
+        let _ = writeln!(s, "  accepted:        {} ({:.1}%), {} compared with a reference", self.accepted, pct(self.accepted), self.compared);
+        let _ = writeln!(s, "  refused:         {} ({:.1}%)", self.refused, pct(self.refused));
+        let _ = writeln!(s, "  unplannable:     {} ({:.1}%) (refused by DataFusion's planner)", self.unplannable, pct(self.unplannable));
+        let _ = writeln!(s, "  execution error: {}", self.execution);
+        let _ = writeln!(s, "  other:           {}", self.other);
+        let _ = writeln!(s, "  spec-unclear queries: {} accepted, {} refused", self.unknown_accepted, self.unknown_refused);
+        let _ = writeln!(s, "  by family [accepted, refused, unplannable, execution, other]:");
+        for (family, counts) in &self.by_family {
+            let _ = writeln!(s, "    {family:<8} {counts:?}");
+        }
+        let _ = writeln!(s, "  refusals by rule: {:?}", self.by_rule);
+        if !self.ok_refused.is_empty() {
+            let _ = writeln!(s, "  allowed-by-spec queries outside the simple family that were refused (informational):");
+            for q in &self.ok_refused {
+                let _ = writeln!(s, "    {q}");
+            }
+        }
+        if !self.ok_unplannable.is_empty() {
+            let _ = writeln!(s, "  allowed-by-spec queries the planner rejected (informational):");
+            for q in &self.ok_unplannable {
+                let _ = writeln!(s, "    {q}");
+            }
+        }
+        if !self.notes.is_empty() {
+            let _ = writeln!(s, "  notes (execution errors, reference failures):");
+            for q in &self.notes {
+                let _ = writeln!(s, "    {q}");
+            }
+        }
+        s
+    }
+}
+
+struct Counterexample {
+    kind: Kind,
+    family: &'static str,
+    sql: String,
+    detail: String,
+    original: String,
+}
+
+const MAX_COUNTEREXAMPLES: usize = 10;
+const MAX_SHRINK_STEPS: usize = 400;
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(default)
+}
+
+#[test]
+fn enforcer_holds_over_generated_queries() {
+    let started = Instant::now();
+    let cases = env_number("ENFORCER_PROPS_CASES", 2000);
+    let seed = env_number("ENFORCER_PROPS_SEED", 0x5eed_da7a);
+
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("telemetry.csv");
+    let fixture = prepare_fixture(&csv);
+    let policy_text = std::fs::read_to_string(redteam_dir().join("telemetry.policy.json")).unwrap();
+
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let (engine, raw) = rt.block_on(async {
+        let policy = UsagePolicy::from_json_str(&policy_text).unwrap();
+        let limits = ExecutionLimits { timeout: QUERY_TIMEOUT, ..ExecutionLimits::default() };
+        let mut engine = GovernedEngine::new(limits).unwrap();
+        engine.add_dataset(policy, &csv).await.unwrap();
+        let raw = SessionContext::new();
+        raw.register_csv("telemetry", csv.to_str().unwrap(), CsvReadOptions::new()).await.unwrap();
+        (engine, raw)
+    });
+    // A fixed instant inside the policy's validity, so that runs are reproducible.
+    let now = Utc.with_ymd_and_hms(2027, 6, 1, 12, 0, 0).unwrap();
+    let harness = Harness { rt, engine: Arc::new(engine), raw, fixture, now };
+
+    // The harness itself must see the sentinel and the threshold on the raw side.
+    let check = harness.raw("SELECT max(temperature) AS m FROM telemetry WHERE site = 'secret-plant'").unwrap();
+    assert!(matches!(cells(&check).first(), Some(Cell::Number(x)) if *x >= LEAK_MAGNITUDE), "the sentinel is not in the modified fixture");
+
+    let mut seed_bytes = [0u8; 32];
+    for (i, b) in seed.to_le_bytes().iter().cycle().take(32).enumerate() {
+        seed_bytes[i] = b.wrapping_add(i as u8);
+    }
+    let config = Config { cases: u32::try_from(cases).unwrap_or(u32::MAX), failure_persistence: None, ..Config::default() };
+    let mut runner = TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes));
+    let strategy = shape_strategy();
+
+    let mut stats = Stats::default();
+    let mut failures: BTreeMap<Kind, usize> = BTreeMap::new();
+    let mut examples: Vec<Counterexample> = Vec::new();
+    let mut hung = false;
+
+    for _ in 0..cases {
+        let mut tree = strategy.new_tree(&mut runner).unwrap();
+        let q = render(&tree.current());
+        let e = harness.evaluate(&q);
+        stats.record(&q, &e);
+        let Some(failure) = e.failure else { continue };
+        *failures.entry(failure.kind).or_default() += 1;
+        if failure.kind == Kind::Hang {
+            hung = true;
+            examples.push(Counterexample { kind: failure.kind, family: q.family, sql: q.sql.clone(), detail: failure.detail, original: q.sql });
+            break;
+        }
+        if examples.len() >= MAX_COUNTEREXAMPLES {
+            continue;
+        }
+        // Shrink to a minimal query failing the same way.
+        let mut best = (q.clone(), failure.clone());
+        let mut steps = 0;
+        if tree.simplify() {
+            loop {
+                steps += 1;
+                if steps > MAX_SHRINK_STEPS {
+                    break;
+                }
+                let candidate = render(&tree.current());
+                match harness.evaluate(&candidate).failure {
+                    Some(f) if f.kind == failure.kind => {
+                        best = (candidate, f);
+                        if !tree.simplify() {
+                            break;
+                        }
+                    }
+                    _ => {
+                        if !tree.complicate() {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        let (minimal, why) = best;
+        if !examples.iter().any(|x| x.kind == why.kind && x.sql == minimal.sql) {
+            examples.push(Counterexample { kind: why.kind, family: minimal.family, sql: minimal.sql, detail: why.detail, original: q.sql });
+        }
+    }
+
+    let elapsed = started.elapsed();
+    let mut report = stats.report();
+    let _ = writeln!(report, "time: {elapsed:.1?} (seed {seed:#x}, {cases} cases)");
+    if !examples.is_empty() {
+        let _ = writeln!(report, "\nFAILURES by kind: {failures:?}");
+        for (n, x) in examples.iter().enumerate() {
+            let _ = writeln!(report, "\n#{} {:?} [{}]\n  sql:    {}\n  what:   {}", n + 1, x.kind, x.family, x.sql, x.detail);
+            if x.original != x.sql {
+                let _ = writeln!(report, "  (shrunk from: {})", x.original);
+            }
+        }
+    }
+    println!("{report}");
+
+    if hung {
+        // A stuck task would block the runtime's shutdown.
+        harness.rt.shutdown_background();
+        panic!("the enforcer hung; see the report above");
+    }
+    assert!(examples.is_empty(), "the enforcer failed on generated queries; see the report above");
+    let share = |n: usize| n as f64 / stats.total.max(1) as f64;
+    assert!(share(stats.accepted) >= 0.15, "too few accepted queries ({}): the test would pass vacuously", stats.accepted);
+    assert!(share(stats.refused) >= 0.15, "too few refused queries ({}): the test would pass vacuously", stats.refused);
+    assert!(stats.compared * 5 >= stats.accepted, "too few answers compared with a reference ({})", stats.compared);
+}
