@@ -36,15 +36,24 @@ pub enum DocumentKind {
     Agreement,
     /// A receipt for an answered query.
     Receipt,
+    /// A consumer's request to contract for an offer.
+    ContractRequest,
+    /// A consumer's countersignature of an agreement.
+    Acceptance,
+    /// A provider's dataset description, published to the catalog.
+    DatasetDescription,
 }
 
 impl DocumentKind {
     /// Every kind.
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 7] = [
         Self::UsagePolicy,
         Self::Offer,
         Self::Agreement,
         Self::Receipt,
+        Self::ContractRequest,
+        Self::Acceptance,
+        Self::DatasetDescription,
     ];
 
     /// The JWS `typ` of this kind.
@@ -54,6 +63,9 @@ impl DocumentKind {
             Self::Offer => "offer+jws",
             Self::Agreement => "agreement+jws",
             Self::Receipt => "receipt+jws",
+            Self::ContractRequest => "contract-request+jws",
+            Self::Acceptance => "agreement-acceptance+jws",
+            Self::DatasetDescription => "dataset+jws",
         }
     }
 
@@ -69,6 +81,9 @@ impl DocumentKind {
             Self::Offer => "offer",
             Self::Agreement => "agreement",
             Self::Receipt => "receipt",
+            Self::ContractRequest => "contract request",
+            Self::Acceptance => "agreement acceptance",
+            Self::DatasetDescription => "dataset description",
         }
     }
 }

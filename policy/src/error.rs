@@ -58,7 +58,9 @@ pub enum Error {
     #[error("the request token `{jti}` was already used")]
     Replayed { jti: String },
     /// The token's issuer or subject is not the credential's subject.
-    #[error("the request token is issued by `{token}` but the credential belongs to `{credential}`")]
+    #[error(
+        "the request token is issued by `{token}` but the credential belongs to `{credential}`"
+    )]
     IssuerMismatch { token: String, credential: String },
     /// A signed document's content does not name its signer as issuer.
     #[error("the document names `{claimed}` as issuer but was signed by `{signer}`")]

@@ -70,9 +70,14 @@ pub fn sign_jws(
     let mut token = URL_SAFE_NO_PAD.encode(canonical_json(&header)?);
     token.push('.');
     token.push_str(&URL_SAFE_NO_PAD.encode(canonical_json(claims)?));
-    let signature = key.sign(token.as_bytes());
+    // The signature itself is made by jsonwebtoken (on ring), with the
+    // algorithm fixed here, never taken from a header.
+    let encoding = jsonwebtoken::EncodingKey::from_ed_der(key.pkcs8_der());
+    let signature =
+        jsonwebtoken::crypto::sign(token.as_bytes(), &encoding, jsonwebtoken::Algorithm::EdDSA)
+            .map_err(|e| Error::Key(format!("cannot sign: {e}")))?;
     token.push('.');
-    token.push_str(&URL_SAFE_NO_PAD.encode(signature));
+    token.push_str(&signature);
     Ok(token)
 }
 
@@ -95,10 +100,15 @@ pub fn verify_jws<T: DeserializeOwned>(
 ) -> Result<(Header, T)> {
     let parts = Parts::split(token, what)?;
     let header = checked_header(&parts, what)?;
-    let signature = URL_SAFE_NO_PAD
-        .decode(parts.signature)
-        .map_err(|_| Error::BadSignature { what })?;
-    if !key.verify(parts.signing_input.as_bytes(), &signature) {
+    let decoding = jsonwebtoken::DecodingKey::from_ed_der(key.as_bytes());
+    let valid = jsonwebtoken::crypto::verify(
+        parts.signature,
+        parts.signing_input.as_bytes(),
+        &decoding,
+        jsonwebtoken::Algorithm::EdDSA,
+    )
+    .unwrap_or(false);
+    if !valid {
         return Err(Error::BadSignature { what });
     }
     let payload = decode_segment(parts.payload, what, "payload")?;

@@ -1,10 +1,11 @@
 //! placeholder
-pub mod error;
 pub mod enforce;
+pub mod error;
 pub mod model;
 pub mod sql;
 pub use error::{Error, Result};
 pub mod canonical;
+pub mod contract;
 pub mod credential;
 pub mod document;
 pub mod jws;

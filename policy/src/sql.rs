@@ -8,7 +8,9 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionConfig;
 use datafusion::sql::parser::Statement;
 
-use crate::enforce::{Decision, EnforcedPlan, Governed, Refusal, Rule, enforce_plan, parse_single_select};
+use crate::enforce::{
+    Decision, EnforcedPlan, Governed, Refusal, Rule, enforce_plan, parse_single_select,
+};
 
 /// Session settings for governed queries: no `information_schema`, no URL
 /// tables, no table functions, SQL identifiers normalised as usual.
@@ -47,7 +49,10 @@ pub async fn plan_sql(state: &SessionState, sql: &str) -> Decision<LogicalPlan> 
 }
 
 async fn plan_statement(state: &SessionState, statement: Statement) -> Decision<LogicalPlan> {
-    let plan = state.statement_to_plan(statement).await.map_err(planning_refusal)?;
+    let plan = state
+        .statement_to_plan(statement)
+        .await
+        .map_err(planning_refusal)?;
     datafusion::execution::context::SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)
@@ -67,8 +72,14 @@ fn planning_refusal(e: datafusion::error::DataFusionError) -> Refusal {
     let first = first.split(", Valid fields are").next().unwrap_or(first);
     let lower = first.to_ascii_lowercase();
     if lower.contains("table") && (lower.contains("not found") || lower.contains("not exist")) {
-        Refusal::new(Rule::Table, format!("only the datasets of your agreements can be queried: {first}"))
+        Refusal::new(
+            Rule::Table,
+            format!("only the datasets of your agreements can be queried: {first}"),
+        )
     } else {
-        Refusal::new(Rule::Statement, format!("the query cannot be planned: {first}"))
+        Refusal::new(
+            Rule::Statement,
+            format!("the query cannot be planned: {first}"),
+        )
     }
 }

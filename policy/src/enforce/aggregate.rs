@@ -11,7 +11,11 @@ use crate::model::{AggregateFunction, ColumnClass, UsagePolicy};
 
 /// Checks the group keys and aggregate calls of an aggregate directly over
 /// rows of the dataset governed by `policy`.
-pub fn check_enforced_aggregate(aggregate: &Aggregate, scopes: &Scopes<'_>, policy: &UsagePolicy) -> Decision<()> {
+pub fn check_enforced_aggregate(
+    aggregate: &Aggregate,
+    scopes: &Scopes<'_>,
+    policy: &UsagePolicy,
+) -> Decision<()> {
     for key in &aggregate.group_expr {
         check_group_key(key, scopes)?;
     }
@@ -71,15 +75,27 @@ fn check_aggregate_call(call: &Expr, scopes: &Scopes<'_>, policy: &UsagePolicy) 
     if function == AggregateFunction::Count && !params.distinct && is_count_star(arg) {
         return Ok(());
     }
-    let usage = if function == AggregateFunction::Count && params.distinct { Use::EntityAllowed } else { Use::Other };
+    let usage = if function == AggregateFunction::Count && params.distinct {
+        Use::EntityAllowed
+    } else {
+        Use::Other
+    };
     check_references(arg, scopes, usage, &|_| true)?;
     let Col::Bare(source) = classify(arg, scopes)? else {
-        return Err(argument_refusal(&name, "takes a bare column: no expression, `CASE` or cast"));
+        return Err(argument_refusal(
+            &name,
+            "takes a bare column: no expression, `CASE` or cast",
+        ));
     };
     check_argument_class(function, params.distinct, &source, &name)
 }
 
-fn check_argument_class(function: AggregateFunction, distinct: bool, source: &Source, name: &str) -> Decision<()> {
+fn check_argument_class(
+    function: AggregateFunction,
+    distinct: bool,
+    source: &Source,
+    name: &str,
+) -> Decision<()> {
     match (function, source.class, distinct) {
         (AggregateFunction::Count, ColumnClass::Dimension, _) => Ok(()),
         (AggregateFunction::Count, ColumnClass::Entity, true) => Ok(()),
@@ -89,11 +105,18 @@ fn check_argument_class(function: AggregateFunction, distinct: bool, source: &So
         }
         (AggregateFunction::Count, ColumnClass::Measure, _) => Err(argument_refusal(
             name,
-            &format!("counts dimension columns only; `{}` is a measure", source.column),
+            &format!(
+                "counts dimension columns only; `{}` is a measure",
+                source.column
+            ),
         )),
         (_, class, _) => Err(argument_refusal(
             name,
-            &format!("cannot take `{}`, a column of class `{}`", source.column, class.as_str()),
+            &format!(
+                "cannot take `{}`, a column of class `{}`",
+                source.column,
+                class.as_str()
+            ),
         )),
     }
 }
@@ -110,7 +133,10 @@ fn function_refusal(name: &str, policy: &UsagePolicy) -> Refusal {
         .unwrap_or_default();
     Refusal::new(
         Rule::AggregateFunction,
-        format!("the aggregate `{name}` is not allowed; the policy allows {}", allowed.join(", ")),
+        format!(
+            "the aggregate `{name}` is not allowed; the policy allows {}",
+            allowed.join(", ")
+        ),
     )
 }
 
@@ -133,7 +159,8 @@ mod tests {
         ] {
             assert_eq!(refusal(sql).rule, Rule::AggregateFunction, "{sql}");
         }
-        let no_avg = policy_with(|v| v["aggregation"]["functions"] = serde_json::json!(["count", "sum"]));
+        let no_avg =
+            policy_with(|v| v["aggregation"]["functions"] = serde_json::json!(["count", "sum"]));
         let r = enforce_with(no_avg, "SELECT avg(temperature) FROM telemetry").err();
         assert_eq!(r.map(|r| r.rule), Some(Rule::AggregateFunction));
     }
@@ -150,7 +177,9 @@ mod tests {
         ] {
             assert_eq!(refusal(sql).rule, Rule::AggregateArgument, "{sql}");
         }
-        accepted("SELECT count(*), count(1), count(site), count(DISTINCT shift), sum(temperature), avg(vibration) FROM telemetry");
+        accepted(
+            "SELECT count(*), count(1), count(site), count(DISTINCT shift), sum(temperature), avg(vibration) FROM telemetry",
+        );
     }
 
     #[test]
@@ -164,6 +193,8 @@ mod tests {
         ] {
             assert_eq!(refusal(sql).rule, Rule::GroupKey, "{sql}");
         }
-        accepted("SELECT date_part('hour', ts) AS h, date_trunc('day', ts) AS d, count(*) FROM telemetry GROUP BY 1, 2");
+        accepted(
+            "SELECT date_part('hour', ts) AS h, date_trunc('day', ts) AS d, count(*) FROM telemetry GROUP BY 1, 2",
+        );
     }
 }

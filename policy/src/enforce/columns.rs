@@ -33,7 +33,10 @@ pub fn check_references(
         Expr::Column(_) | Expr::OuterReferenceColumn(..) => {
             let col = classify(expr, scopes)?;
             for source in col.sources() {
-                check_source(source, bare && usage == Use::EntityAllowed && entity_ok(source))?;
+                check_source(
+                    source,
+                    bare && usage == Use::EntityAllowed && entity_ok(source),
+                )?;
             }
             Ok(())
         }
@@ -145,16 +148,31 @@ mod tests {
         ] {
             assert_eq!(refusal(sql).rule, Rule::EntityColumn, "{sql}");
         }
-        accepted("SELECT site, count(DISTINCT machine_id) AS machines FROM telemetry GROUP BY site");
-        accepted("WITH x AS (SELECT site, machine_id FROM telemetry) SELECT site, count(DISTINCT machine_id) FROM x GROUP BY site");
+        accepted(
+            "SELECT site, count(DISTINCT machine_id) AS machines FROM telemetry GROUP BY site",
+        );
+        accepted(
+            "WITH x AS (SELECT site, machine_id FROM telemetry) SELECT site, count(DISTINCT machine_id) FROM x GROUP BY site",
+        );
     }
 
     #[test]
     fn rows_mode_refuses_entity_and_denied_but_allows_the_rest() {
         let refused = |sql: &str| enforce_with(rows_policy(), sql).err().map(|r| r.rule);
-        assert_eq!(refused("SELECT count(DISTINCT machine_id) FROM telemetry"), Some(Rule::EntityColumn));
-        assert_eq!(refused("SELECT machine_id FROM telemetry"), Some(Rule::EntityColumn));
+        assert_eq!(
+            refused("SELECT count(DISTINCT machine_id) FROM telemetry"),
+            Some(Rule::EntityColumn)
+        );
+        assert_eq!(
+            refused("SELECT machine_id FROM telemetry"),
+            Some(Rule::EntityColumn)
+        );
         assert_eq!(refused("SELECT * FROM telemetry"), Some(Rule::DeniedColumn));
-        assert_eq!(refused("SELECT site, temperature FROM telemetry WHERE temperature > 80 ORDER BY ts LIMIT 3"), None);
+        assert_eq!(
+            refused(
+                "SELECT site, temperature FROM telemetry WHERE temperature > 80 ORDER BY ts LIMIT 3"
+            ),
+            None
+        );
     }
 }

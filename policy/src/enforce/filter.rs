@@ -25,19 +25,32 @@ fn check_predicate(part: &Expr, scopes: &Scopes<'_>) -> Decision<()> {
     let schema = scopes.local.schema;
     match part {
         Expr::BinaryExpr(BinaryExpr { left, op, right }) if is_comparison(*op) => {
-            let (term, constant) = if is_constant(right) { (left, right) } else { (right, left) };
+            let (term, constant) = if is_constant(right) {
+                (left, right)
+            } else {
+                (right, left)
+            };
             dimension_term(term, scopes)?;
             require_constant(constant)?;
             require_compatible(term, constant, schema)
         }
-        Expr::Between(Between { expr, negated: false, low, high }) => {
+        Expr::Between(Between {
+            expr,
+            negated: false,
+            low,
+            high,
+        }) => {
             dimension_term(expr, scopes)?;
             require_constant(low)?;
             require_constant(high)?;
             require_compatible(expr, low, schema)?;
             require_compatible(expr, high, schema)
         }
-        Expr::InList(InList { expr, list, negated: false }) => {
+        Expr::InList(InList {
+            expr,
+            list,
+            negated: false,
+        }) => {
             dimension_term(expr, scopes)?;
             for item in list {
                 require_constant(item)?;
@@ -46,12 +59,20 @@ fn check_predicate(part: &Expr, scopes: &Scopes<'_>) -> Decision<()> {
             Ok(())
         }
         Expr::IsNull(expr) | Expr::IsNotNull(expr) => dimension_term(expr, scopes),
-        Expr::BinaryExpr(BinaryExpr { op: Operator::Or, .. }) => Err(refuse("`OR` is not allowed")),
+        Expr::BinaryExpr(BinaryExpr {
+            op: Operator::Or, ..
+        }) => Err(refuse("`OR` is not allowed")),
         Expr::Not(_) | Expr::Between(_) | Expr::InList(_) => Err(refuse("`NOT` is not allowed")),
-        Expr::Like(_) | Expr::SimilarTo(_) => Err(refuse("`LIKE` and `SIMILAR TO` are not allowed")),
-        Expr::Exists(_) | Expr::InSubquery(_) | Expr::ScalarSubquery(_) | Expr::SetComparison(_) => Err(
-            Refusal::new(Rule::Structure, "a subquery may not filter dataset rows before the aggregate"),
-        ),
+        Expr::Like(_) | Expr::SimilarTo(_) => {
+            Err(refuse("`LIKE` and `SIMILAR TO` are not allowed"))
+        }
+        Expr::Exists(_)
+        | Expr::InSubquery(_)
+        | Expr::ScalarSubquery(_)
+        | Expr::SetComparison(_) => Err(Refusal::new(
+            Rule::Structure,
+            "a subquery may not filter dataset rows before the aggregate",
+        )),
         other => Err(refuse(&format!(
             "`{}` is not a comparison of a dimension with literals",
             other.schema_name()
@@ -62,14 +83,21 @@ fn check_predicate(part: &Expr, scopes: &Scopes<'_>) -> Decision<()> {
 fn refuse(what: &str) -> Refusal {
     Refusal::new(
         Rule::Filter,
-        format!("filters on dataset rows must be comparisons of one dimension column with literals, joined by `AND`: {what}"),
+        format!(
+            "filters on dataset rows must be comparisons of one dimension column with literals, joined by `AND`: {what}"
+        ),
     )
 }
 
 fn is_comparison(op: Operator) -> bool {
     matches!(
         op,
-        Operator::Eq | Operator::NotEq | Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq
+        Operator::Eq
+            | Operator::NotEq
+            | Operator::Lt
+            | Operator::LtEq
+            | Operator::Gt
+            | Operator::GtEq
     )
 }
 
@@ -96,7 +124,10 @@ fn require_constant(expr: &Expr) -> Decision<()> {
     if is_constant(expr) {
         Ok(())
     } else {
-        Err(refuse(&format!("`{}` is not a literal", expr.schema_name())))
+        Err(refuse(&format!(
+            "`{}` is not a literal",
+            expr.schema_name()
+        )))
     }
 }
 
@@ -142,7 +173,11 @@ pub fn is_constant(expr: &Expr) -> bool {
 
 /// Whether comparing values of type `column` with `other` leaves the column
 /// side as it is (or widens it losslessly), so that the comparison cannot fail.
-fn comparable_without_casting_column(column: &DataType, other: &DataType, other_is_constant: bool) -> bool {
+fn comparable_without_casting_column(
+    column: &DataType,
+    other: &DataType,
+    other_is_constant: bool,
+) -> bool {
     use DataType::*;
     let column = value_type(column);
     let other = value_type(other);
@@ -186,20 +221,29 @@ pub fn is_infallible(expr: &Expr, schema: &DFSchema) -> bool {
         | Expr::IsNotFalse(e)
         | Expr::IsNotUnknown(e) => is_infallible(e, schema),
         Expr::BinaryExpr(BinaryExpr { left, op, right }) => match op {
-            Operator::And | Operator::Or => is_infallible(left, schema) && is_infallible(right, schema),
-            op if is_comparison(*op) || matches!(op, Operator::IsDistinctFrom | Operator::IsNotDistinctFrom) => {
+            Operator::And | Operator::Or => {
+                is_infallible(left, schema) && is_infallible(right, schema)
+            }
+            op if is_comparison(*op)
+                || matches!(op, Operator::IsDistinctFrom | Operator::IsNotDistinctFrom) =>
+            {
                 comparison_is_safe(left, right, schema)
             }
             _ => false,
         },
-        Expr::Between(Between { expr, low, high, .. }) => {
-            comparison_is_safe(expr, low, schema) && comparison_is_safe(expr, high, schema)
-        }
-        Expr::InList(InList { expr, list, .. }) => list.iter().all(|item| comparison_is_safe(expr, item, schema)),
+        Expr::Between(Between {
+            expr, low, high, ..
+        }) => comparison_is_safe(expr, low, schema) && comparison_is_safe(expr, high, schema),
+        Expr::InList(InList { expr, list, .. }) => list
+            .iter()
+            .all(|item| comparison_is_safe(expr, item, schema)),
         Expr::Like(like) => {
             is_constant(&like.pattern) && is_infallible(&like.expr, schema) && {
                 let t = like.expr.get_type(schema);
-                matches!(t, Ok(DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View))
+                matches!(
+                    t,
+                    Ok(DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+                )
             }
         }
         _ => false,
@@ -216,7 +260,10 @@ fn comparison_is_safe(left: &Expr, right: &Expr, schema: &DFSchema) -> bool {
     match (is_constant(left), is_constant(right)) {
         (false, true) => comparable_without_casting_column(&a, &b, true),
         (true, false) => comparable_without_casting_column(&b, &a, true),
-        _ => comparable_without_casting_column(&a, &b, false) && comparable_without_casting_column(&b, &a, false),
+        _ => {
+            comparable_without_casting_column(&a, &b, false)
+                && comparable_without_casting_column(&b, &a, false)
+        }
     }
 }
 
@@ -254,18 +301,33 @@ mod tests {
             assert_eq!(refusal(sql).rule, Rule::Filter, "{sql}");
         }
         let r = refusal("SELECT count(*) FROM telemetry WHERE EXISTS (SELECT 1 FROM telemetry)");
-        assert!(matches!(r.rule, Rule::Structure | Rule::AggregationRequired), "{r}");
+        assert!(
+            matches!(r.rule, Rule::Structure | Rule::AggregationRequired),
+            "{r}"
+        );
         let r = refusal("SELECT count(*) FROM telemetry WHERE site IN (SELECT 'x')");
         assert_eq!(r.rule, Rule::Structure, "{r}");
     }
 
     #[test]
     fn infallibility_is_conservative() {
-        let schema = DFSchema::try_from(super::super::test_support::schema().as_ref().clone()).unwrap();
-        assert!(is_infallible(&col("site").eq(lit("x")).and(col("temperature").gt(lit(3.0))), &schema));
+        let schema =
+            DFSchema::try_from(super::super::test_support::schema().as_ref().clone()).unwrap();
+        assert!(is_infallible(
+            &col("site")
+                .eq(lit("x"))
+                .and(col("temperature").gt(lit(3.0))),
+            &schema
+        ));
         assert!(is_infallible(&col("ts").is_null(), &schema));
-        assert!(!is_infallible(&(lit(1) / col("temperature")).eq(lit(1)), &schema));
-        assert!(!is_infallible(&col("site").eq(lit(5)), &schema), "the column would be cast");
+        assert!(!is_infallible(
+            &(lit(1) / col("temperature")).eq(lit(1)),
+            &schema
+        ));
+        assert!(
+            !is_infallible(&col("site").eq(lit(5)), &schema),
+            "the column would be cast"
+        );
         assert!(is_constant(&(lit(1) + lit(2))));
         assert!(!is_constant(&col("site")));
     }

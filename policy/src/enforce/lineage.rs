@@ -54,7 +54,11 @@ impl Col {
                 }
             }
         }
-        if sources.is_empty() { Col::Clean } else { Col::Derived(sources) }
+        if sources.is_empty() {
+            Col::Clean
+        } else {
+            Col::Derived(sources)
+        }
     }
 }
 
@@ -136,15 +140,20 @@ impl Scopes<'_> {
                 return Ok(col);
             }
         }
-        Err(Refusal::new(Rule::Structure, format!("cannot resolve the outer reference `{column}`")))
+        Err(Refusal::new(
+            Rule::Structure,
+            format!("cannot resolve the outer reference `{column}`"),
+        ))
     }
 }
 
 fn lookup(scope: Scope<'_>, column: &Column) -> Decision<Col> {
-    let index = scope
-        .schema
-        .index_of_column(column)
-        .map_err(|_| Refusal::new(Rule::Structure, format!("cannot resolve the column `{column}`")))?;
+    let index = scope.schema.index_of_column(column).map_err(|_| {
+        Refusal::new(
+            Rule::Structure,
+            format!("cannot resolve the column `{column}`"),
+        )
+    })?;
     Ok(scope.rel.cols.get(index).cloned().unwrap_or(Col::Clean))
 }
 
@@ -155,7 +164,10 @@ pub fn key_function_argument(expr: &Expr) -> Option<&Expr> {
         return None;
     };
     let name = func.name().to_ascii_lowercase();
-    if !matches!(name.as_str(), "date_trunc" | "date_part" | "datetrunc" | "datepart") {
+    if !matches!(
+        name.as_str(),
+        "date_trunc" | "date_part" | "datetrunc" | "datepart"
+    ) {
         return None;
     }
     match args.as_slice() {
@@ -181,10 +193,10 @@ pub fn classify(expr: &Expr, scopes: &Scopes<'_>) -> Decision<Col> {
         Expr::Column(c) => scopes.column(c),
         Expr::OuterReferenceColumn(_, c) => scopes.outer_column(c),
         _ => {
-            if let Some(arg) = key_function_argument(expr) {
-                if let Col::Bare(source) = classify(arg, scopes)? {
-                    return Ok(Col::KeyFn(source));
-                }
+            if let Some(arg) = key_function_argument(expr)
+                && let Col::Bare(source) = classify(arg, scopes)?
+            {
+                return Ok(Col::KeyFn(source));
             }
             let mut parts = Vec::new();
             for child in direct_children(expr) {

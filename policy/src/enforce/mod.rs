@@ -65,7 +65,8 @@ impl Governed {
     }
 
     fn is_aggregate(&self, table: &str) -> bool {
-        self.get(table).is_some_and(|p| p.access == Access::Aggregate)
+        self.get(table)
+            .is_some_and(|p| p.access == Access::Aggregate)
     }
 }
 
@@ -112,7 +113,12 @@ pub fn enforce_plan(
             LogicalPlanBuilder::from(rewritten)
                 .limit(0, Some(fetch))
                 .and_then(LogicalPlanBuilder::build)
-                .map_err(|e| Refusal::new(Rule::Structure, format!("the row limit cannot be applied: {e}")))?
+                .map_err(|e| {
+                    Refusal::new(
+                        Rule::Structure,
+                        format!("the row limit cannot be applied: {e}"),
+                    )
+                })?
         }
         None => rewritten,
     };
@@ -132,11 +138,11 @@ fn needs_guard(plan: &LogicalPlan, governed: &Governed) -> bool {
     }
     let mut fallible = false;
     let _ = plan.apply_with_subqueries(|node| {
-        if let LogicalPlan::Filter(f) = node {
-            if !filter::is_infallible(&f.predicate, f.input.schema()) {
-                fallible = true;
-                return Ok(TreeNodeRecursion::Stop);
-            }
+        if let LogicalPlan::Filter(f) = node
+            && !filter::is_infallible(&f.predicate, f.input.schema())
+        {
+            fallible = true;
+            return Ok(TreeNodeRecursion::Stop);
         }
         Ok(TreeNodeRecursion::Continue)
     });

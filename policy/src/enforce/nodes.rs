@@ -5,11 +5,12 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::DFSchema;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::{Aggregate, Distinct, Expr, LogicalPlan, TableScan};
 
+use super::Governed;
 use super::aggregate::check_enforced_aggregate;
 use super::columns::{Use, check_columns, check_denied, check_references};
 use super::filter::{check_row_filter, is_constant};
@@ -17,7 +18,6 @@ use super::lineage::{Col, Rel, Scope, Scopes, Source, classify};
 use super::refusal::{Decision, Refusal, Rule};
 use super::row_filter::apply_row_filter;
 use super::threshold::{apply_threshold, node_name};
-use super::Governed;
 
 /// State of one enforcement run.
 pub struct Enforcer<'a> {
@@ -30,8 +30,19 @@ pub struct Enforcer<'a> {
 
 impl<'a> Enforcer<'a> {
     /// A run over `governed` at `now`; `guard` asks for guarded columns.
-    pub fn new(governed: &'a Governed, state: &'a SessionState, guard: bool, now: DateTime<Utc>) -> Self {
-        Self { governed, state, guard, now, scanned: Vec::new() }
+    pub fn new(
+        governed: &'a Governed,
+        state: &'a SessionState,
+        guard: bool,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            governed,
+            state,
+            guard,
+            now,
+            scanned: Vec::new(),
+        }
     }
 
     /// The datasets scanned so far.
@@ -40,7 +51,9 @@ impl<'a> Enforcer<'a> {
     }
 
     fn is_aggregate_rows(&self, rel: &Rel) -> bool {
-        rel.unaggregated.iter().any(|t| self.governed.is_aggregate(t))
+        rel.unaggregated
+            .iter()
+            .any(|t| self.governed.is_aggregate(t))
     }
 
     fn entity_ok(&self) -> impl Fn(&Source) -> bool + '_ {
@@ -48,7 +61,11 @@ impl<'a> Enforcer<'a> {
     }
 
     /// Enforces `plan`, whose correlated subqueries may see `outer`.
-    pub fn visit(&mut self, plan: &LogicalPlan, outer: &[Scope<'_>]) -> Decision<(LogicalPlan, Rel)> {
+    pub fn visit(
+        &mut self,
+        plan: &LogicalPlan,
+        outer: &[Scope<'_>],
+    ) -> Decision<(LogicalPlan, Rel)> {
         let mut inputs = Vec::new();
         let mut rels = Vec::new();
         for input in plan.inputs() {
@@ -61,16 +78,26 @@ impl<'a> Enforcer<'a> {
         }
         let empty = Rel::default();
         let input_rel = rels.first().unwrap_or(&empty);
-        let input_schema: &DFSchema = plan.inputs().first().map_or(plan.schema().as_ref(), |i| i.schema().as_ref());
-        let local = Scope { schema: input_schema, rel: input_rel };
+        let input_schema: &DFSchema = plan
+            .inputs()
+            .first()
+            .map_or(plan.schema().as_ref(), |i| i.schema().as_ref());
+        let local = Scope {
+            schema: input_schema,
+            rel: input_rel,
+        };
         let scopes = Scopes { local, outer };
         let subqueries = self.visit_subqueries(plan, local, outer)?;
         let rel = self.check_node(plan, &rels, &scopes)?;
-        if let LogicalPlan::Aggregate(aggregate) = plan {
-            if self.is_aggregate_rows(input_rel) {
-                let table = input_rel.unaggregated.first().map(|t| t.to_string()).unwrap_or_default();
-                return self.enforced_aggregate(aggregate, &table, inputs, subqueries);
-            }
+        if let LogicalPlan::Aggregate(aggregate) = plan
+            && self.is_aggregate_rows(input_rel)
+        {
+            let table = input_rel
+                .unaggregated
+                .first()
+                .map(|t| t.to_string())
+                .unwrap_or_default();
+            return self.enforced_aggregate(aggregate, &table, inputs, subqueries);
         }
         let rebuilt = rebuild(plan, inputs, subqueries, self.guard)?;
         Ok((rebuilt, rel))
@@ -91,7 +118,10 @@ impl<'a> Enforcer<'a> {
             ));
         }
         if !scan.filters.is_empty() || scan.fetch.is_some() {
-            return Err(Refusal::new(Rule::Structure, "a scan may not carry filters or limits of its own"));
+            return Err(Refusal::new(
+                Rule::Structure,
+                "a scan may not carry filters or limits of its own",
+            ));
         }
         let table: Arc<str> = Arc::from(name.as_str());
         let cols = scan
@@ -106,7 +136,11 @@ impl<'a> Enforcer<'a> {
                 })
             })
             .collect();
-        let rel = Rel { cols, unaggregated: vec![table], impure: None };
+        let rel = Rel {
+            cols,
+            unaggregated: vec![table],
+            impure: None,
+        };
         let plan = match &policy.row_filter {
             Some(sql) => apply_row_filter(self.state, scan.clone(), sql, self.guard)?,
             None => LogicalPlan::TableScan(scan.clone()),
@@ -125,18 +159,31 @@ impl<'a> Enforcer<'a> {
         subqueries: Vec<LogicalPlan>,
     ) -> Decision<(LogicalPlan, Rel)> {
         if !subqueries.is_empty() {
-            return Err(Refusal::new(Rule::Structure, "an aggregate over dataset rows may not contain subqueries"));
+            return Err(Refusal::new(
+                Rule::Structure,
+                "an aggregate over dataset rows may not contain subqueries",
+            ));
         }
-        let input = inputs.pop().ok_or_else(|| Refusal::new(Rule::Structure, "an aggregate without input"))?;
+        let input = inputs
+            .pop()
+            .ok_or_else(|| Refusal::new(Rule::Structure, "an aggregate without input"))?;
         let policy = self
             .governed
             .get(table)
             .ok_or_else(|| Refusal::new(Rule::Structure, "the aggregate's dataset is unknown"))?;
-        let (Some(aggregation), Some(entity)) = (&policy.aggregation, policy.entity_column()) else {
-            return Err(Refusal::new(Rule::Structure, "the policy has no aggregation settings"));
+        let (Some(aggregation), Some(entity)) = (&policy.aggregation, policy.entity_column())
+        else {
+            return Err(Refusal::new(
+                Rule::Structure,
+                "the policy has no aggregation settings",
+            ));
         };
         let rebuilt = apply_threshold(aggregate, input, entity, aggregation)?;
-        let rebuilt = if self.guard { recompute(rebuilt)? } else { rebuilt };
+        let rebuilt = if self.guard {
+            recompute(rebuilt)?
+        } else {
+            rebuilt
+        };
         Ok((rebuilt, Rel::clean(aggregate.schema.fields().len())))
     }
 
@@ -159,13 +206,19 @@ impl<'a> Enforcer<'a> {
                     if aggregate_rows && !fits_below_aggregate(e, &col) {
                         rel.taint(Refusal::new(
                             Rule::Structure,
-                            format!("the computed column `{}` may not stand below the aggregate", e.schema_name()),
+                            format!(
+                                "the computed column `{}` may not stand below the aggregate",
+                                e.schema_name()
+                            ),
                         ));
                     }
                     rel.cols.push(col);
                 }
                 if aggregate_rows && has_subqueries(plan) {
-                    rel.taint(Refusal::new(Rule::Structure, "a subquery may not stand below the aggregate"));
+                    rel.taint(Refusal::new(
+                        Rule::Structure,
+                        "a subquery may not stand below the aggregate",
+                    ));
                 }
             }
             LogicalPlan::Filter(f) => {
@@ -174,7 +227,9 @@ impl<'a> Enforcer<'a> {
                     check_row_filter(&f.predicate, scopes)?;
                 }
             }
-            LogicalPlan::Aggregate(a) => return self.check_aggregate(a, plan, scopes, aggregate_rows),
+            LogicalPlan::Aggregate(a) => {
+                return self.check_aggregate(a, plan, scopes, aggregate_rows);
+            }
             LogicalPlan::Window(w) => {
                 for e in &w.window_expr {
                     check_references(e, scopes, Use::Other, &entity_ok)?;
@@ -205,22 +260,45 @@ impl<'a> Enforcer<'a> {
                 for e in on.on_expr.iter().chain(&on.select_expr) {
                     check_references(e, scopes, Use::Other, &entity_ok)?;
                 }
-                rel.cols = on.select_expr.iter().map(|e| classify(e, scopes)).collect::<Decision<_>>()?;
+                rel.cols = on
+                    .select_expr
+                    .iter()
+                    .map(|e| classify(e, scopes))
+                    .collect::<Decision<_>>()?;
                 rel.taint(below("DISTINCT ON"));
             }
             LogicalPlan::Union(_) => rel = union_rel(plan, rels)?,
             LogicalPlan::Join(_) => rel = self.join_rel(plan, rels, scopes.outer)?,
             LogicalPlan::SubqueryAlias(_) | LogicalPlan::Subquery(_) => {}
-            LogicalPlan::Values(_) | LogicalPlan::EmptyRelation(_) => rel = Rel::clean(plan.schema().fields().len()),
+            LogicalPlan::Values(_) | LogicalPlan::EmptyRelation(_) => {
+                rel = Rel::clean(plan.schema().fields().len())
+            }
             LogicalPlan::Unnest(_) => {
-                let all = Col::Derived(input.cols.iter().flat_map(|c| c.sources()).cloned().collect());
-                let col = if all.sources().is_empty() { Col::Clean } else { all };
+                let all = Col::Derived(
+                    input
+                        .cols
+                        .iter()
+                        .flat_map(|c| c.sources())
+                        .cloned()
+                        .collect(),
+                );
+                let col = if all.sources().is_empty() {
+                    Col::Clean
+                } else {
+                    all
+                };
                 rel.cols = vec![col; plan.schema().fields().len()];
                 rel.taint(below("UNNEST"));
             }
             LogicalPlan::RecursiveQuery(_) => {
-                if rels.iter().any(|r| !r.unaggregated.is_empty() || r.cols.iter().any(|c| *c != Col::Clean)) {
-                    return Err(Refusal::new(Rule::Structure, "recursive queries over datasets are not allowed"));
+                if rels
+                    .iter()
+                    .any(|r| !r.unaggregated.is_empty() || r.cols.iter().any(|c| *c != Col::Clean))
+                {
+                    return Err(Refusal::new(
+                        Rule::Structure,
+                        "recursive queries over datasets are not allowed",
+                    ));
                 }
                 rel = Rel::clean(plan.schema().fields().len());
             }
@@ -228,24 +306,36 @@ impl<'a> Enforcer<'a> {
             other => {
                 return Err(Refusal::new(
                     Rule::Statement,
-                    format!("`{}` is not allowed: only `SELECT` queries are", node_name(other)),
+                    format!(
+                        "`{}` is not allowed: only `SELECT` queries are",
+                        node_name(other)
+                    ),
                 ));
             }
         }
         Ok(rel)
     }
 
-    fn check_aggregate(&self, a: &Aggregate, plan: &LogicalPlan, scopes: &Scopes<'_>, enforced: bool) -> Decision<Rel> {
+    fn check_aggregate(
+        &self,
+        a: &Aggregate,
+        plan: &LogicalPlan,
+        scopes: &Scopes<'_>,
+        enforced: bool,
+    ) -> Decision<Rel> {
         let input = scopes.local.rel;
         if enforced {
             if let Some(reason) = &input.impure {
                 return Err(reason.clone());
             }
-            let table = input.unaggregated.first().map(|t| t.to_string()).unwrap_or_default();
-            let policy = self
-                .governed
-                .get(&table)
-                .ok_or_else(|| Refusal::new(Rule::Structure, "the aggregate's dataset is unknown"))?;
+            let table = input
+                .unaggregated
+                .first()
+                .map(|t| t.to_string())
+                .unwrap_or_default();
+            let policy = self.governed.get(&table).ok_or_else(|| {
+                Refusal::new(Rule::Structure, "the aggregate's dataset is unknown")
+            })?;
             check_enforced_aggregate(a, scopes, policy)?;
             return Ok(Rel::clean(plan.schema().fields().len()));
         }
@@ -255,7 +345,11 @@ impl<'a> Enforcer<'a> {
             check_references(e, scopes, Use::Other, &entity_ok)?;
             cols.push(classify(e, scopes)?);
         }
-        Ok(Rel { cols: fit_width(cols, plan.schema().fields().len()), unaggregated: vec![], impure: None })
+        Ok(Rel {
+            cols: fit_width(cols, plan.schema().fields().len()),
+            unaggregated: vec![],
+            impure: None,
+        })
     }
 
     fn join_rel(&self, plan: &LogicalPlan, rels: &[Rel], outer: &[Scope<'_>]) -> Decision<Rel> {
@@ -266,8 +360,18 @@ impl<'a> Enforcer<'a> {
             ));
         }
         let cols: Vec<Col> = rels.iter().flat_map(|r| r.cols.clone()).collect();
-        let rel = Rel { cols: fit_width(cols, plan.schema().fields().len()), unaggregated: vec![], impure: None };
-        let scopes = Scopes { local: Scope { schema: plan.schema(), rel: &rel }, outer };
+        let rel = Rel {
+            cols: fit_width(cols, plan.schema().fields().len()),
+            unaggregated: vec![],
+            impure: None,
+        };
+        let scopes = Scopes {
+            local: Scope {
+                schema: plan.schema(),
+                rel: &rel,
+            },
+            outer,
+        };
         let entity_ok = self.entity_ok();
         for e in plan.expressions() {
             check_denied(&e, &scopes)?;
@@ -277,7 +381,12 @@ impl<'a> Enforcer<'a> {
     }
 
     /// Enforces every subquery in the node's expressions, in traversal order.
-    fn visit_subqueries(&mut self, plan: &LogicalPlan, local: Scope<'_>, outer: &[Scope<'_>]) -> Decision<Vec<LogicalPlan>> {
+    fn visit_subqueries(
+        &mut self,
+        plan: &LogicalPlan,
+        local: Scope<'_>,
+        outer: &[Scope<'_>],
+    ) -> Decision<Vec<LogicalPlan>> {
         let mut plans = Vec::new();
         let _ = plan.apply_subqueries(|sub| {
             plans.push(sub.clone());
@@ -287,7 +396,9 @@ impl<'a> Enforcer<'a> {
         scopes.extend_from_slice(outer);
         let mut out = Vec::with_capacity(plans.len());
         for sub in plans {
-            let LogicalPlan::Subquery(subquery) = sub else { continue };
+            let LogicalPlan::Subquery(subquery) = sub else {
+                continue;
+            };
             let (rewritten, rel) = self.visit(&subquery.subquery, &scopes)?;
             check_columns(&rel.cols)?;
             if self.is_aggregate_rows(&rel) {
@@ -305,7 +416,10 @@ impl<'a> Enforcer<'a> {
 }
 
 fn below(what: &str) -> Refusal {
-    Refusal::new(Rule::Structure, format!("{what} may not stand between the dataset and its aggregate"))
+    Refusal::new(
+        Rule::Structure,
+        format!("{what} may not stand between the dataset and its aggregate"),
+    )
 }
 
 /// Rule 6: below an enforced aggregate, projections pass bare columns,
@@ -335,7 +449,11 @@ fn fit_width(cols: Vec<Col>, width: usize) -> Vec<Col> {
         return cols;
     }
     let sources: Vec<Source> = cols.iter().flat_map(|c| c.sources()).cloned().collect();
-    let col = if sources.is_empty() { Col::Clean } else { Col::Derived(sources) };
+    let col = if sources.is_empty() {
+        Col::Clean
+    } else {
+        Col::Derived(sources)
+    };
     vec![col; width]
 }
 
@@ -352,17 +470,30 @@ fn union_rel(plan: &LogicalPlan, rels: &[Rel]) -> Decision<Rel> {
                 sources.extend(col.sources().into_iter().cloned());
             }
         }
-        cols.push(if sources.is_empty() { Col::Clean } else { Col::Derived(sources) });
+        cols.push(if sources.is_empty() {
+            Col::Clean
+        } else {
+            Col::Derived(sources)
+        });
     }
     let refs: Vec<&Rel> = rels.iter().collect();
     let (unaggregated, impure) = Rel::merge_rows(&refs);
-    let mut rel = Rel { cols, unaggregated, impure };
+    let mut rel = Rel {
+        cols,
+        unaggregated,
+        impure,
+    };
     rel.taint(below("UNION"));
     Ok(rel)
 }
 
 /// The node over its rewritten inputs and subqueries.
-fn rebuild(plan: &LogicalPlan, inputs: Vec<LogicalPlan>, subqueries: Vec<LogicalPlan>, recompute_schema: bool) -> Decision<LogicalPlan> {
+fn rebuild(
+    plan: &LogicalPlan,
+    inputs: Vec<LogicalPlan>,
+    subqueries: Vec<LogicalPlan>,
+    recompute_schema: bool,
+) -> Decision<LogicalPlan> {
     let mut inputs = inputs.into_iter();
     let with_inputs = plan
         .clone()
@@ -376,10 +507,18 @@ fn rebuild(plan: &LogicalPlan, inputs: Vec<LogicalPlan>, subqueries: Vec<Logical
         .data;
     let mut subqueries = subqueries.into_iter();
     let with_subqueries = with_inputs
-        .map_subqueries(|old| Ok(subqueries.next().map_or_else(|| Transformed::no(old), Transformed::yes)))
+        .map_subqueries(|old| {
+            Ok(subqueries
+                .next()
+                .map_or_else(|| Transformed::no(old), Transformed::yes))
+        })
         .map_err(internal)?
         .data;
-    if recompute_schema { recompute(with_subqueries) } else { Ok(with_subqueries) }
+    if recompute_schema {
+        recompute(with_subqueries)
+    } else {
+        Ok(with_subqueries)
+    }
 }
 
 fn recompute(plan: LogicalPlan) -> Decision<LogicalPlan> {
@@ -388,7 +527,13 @@ fn recompute(plan: LogicalPlan) -> Decision<LogicalPlan> {
 
 fn internal(e: datafusion::error::DataFusionError) -> Refusal {
     let text = e.to_string();
-    Refusal::new(Rule::Structure, format!("the query cannot be enforced: {}", text.lines().next().unwrap_or_default()))
+    Refusal::new(
+        Rule::Structure,
+        format!(
+            "the query cannot be enforced: {}",
+            text.lines().next().unwrap_or_default()
+        ),
+    )
 }
 
 #[cfg(test)]
@@ -407,7 +552,10 @@ mod tests {
         ] {
             let rule = refusal(sql).rule;
             assert!(
-                matches!(rule, Rule::AggregationRequired | Rule::Structure | Rule::Filter),
+                matches!(
+                    rule,
+                    Rule::AggregationRequired | Rule::Structure | Rule::Filter
+                ),
                 "{sql}: {rule}"
             );
         }
@@ -425,7 +573,10 @@ mod tests {
         ] {
             let r = refusal(sql);
             assert!(
-                matches!(r.rule, Rule::Structure | Rule::AggregateArgument | Rule::Table),
+                matches!(
+                    r.rule,
+                    Rule::Structure | Rule::AggregateArgument | Rule::Table
+                ),
                 "{sql}: {r}"
             );
         }
@@ -439,20 +590,31 @@ mod tests {
         ] {
             assert_eq!(refusal(sql).rule, Rule::Join, "{sql}");
         }
-        let r = enforce_with(rows_policy(), "SELECT a.site FROM telemetry a JOIN telemetry b ON a.site = b.site");
+        let r = enforce_with(
+            rows_policy(),
+            "SELECT a.site FROM telemetry a JOIN telemetry b ON a.site = b.site",
+        );
         assert_eq!(r.err().map(|r| r.rule), Some(Rule::Join));
     }
 
     #[test]
     fn anything_goes_after_the_aggregate() {
-        accepted("SELECT site, n, rank() OVER (ORDER BY n) FROM (SELECT site, count(*) AS n FROM telemetry GROUP BY site) s");
+        accepted(
+            "SELECT site, n, rank() OVER (ORDER BY n) FROM (SELECT site, count(*) AS n FROM telemetry GROUP BY site) s",
+        );
         accepted(
             "SELECT a.site, a.n, b.t FROM (SELECT site, count(*) AS n FROM telemetry GROUP BY site) a \
              JOIN (SELECT site, avg(temperature) AS t FROM telemetry GROUP BY site) b ON a.site = b.site",
         );
-        accepted("SELECT site, count(*) FROM telemetry GROUP BY site HAVING count(*) > (SELECT count(*) / 10 FROM telemetry)");
-        accepted("SELECT site FROM (SELECT site, count(*) AS n FROM telemetry GROUP BY site) s UNION SELECT 'x'");
-        accepted("SELECT round(avg(temperature) * 1.8 + 32, 1) AS f FROM telemetry GROUP BY site ORDER BY f DESC LIMIT 2");
+        accepted(
+            "SELECT site, count(*) FROM telemetry GROUP BY site HAVING count(*) > (SELECT count(*) / 10 FROM telemetry)",
+        );
+        accepted(
+            "SELECT site FROM (SELECT site, count(*) AS n FROM telemetry GROUP BY site) s UNION SELECT 'x'",
+        );
+        accepted(
+            "SELECT round(avg(temperature) * 1.8 + 32, 1) AS f FROM telemetry GROUP BY site ORDER BY f DESC LIMIT 2",
+        );
     }
 
     #[test]
@@ -464,7 +626,10 @@ mod tests {
             "SELECT * FROM generate_series(1, 3)",
         ] {
             let r = refusal(sql);
-            assert!(matches!(r.rule, Rule::Table | Rule::Statement), "{sql}: {r}");
+            assert!(
+                matches!(r.rule, Rule::Table | Rule::Statement),
+                "{sql}: {r}"
+            );
         }
     }
 

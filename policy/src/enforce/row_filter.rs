@@ -16,7 +16,12 @@ use datafusion::logical_expr::{Expr, Filter, LogicalPlan, Projection, TableScan,
 use super::refusal::{Decision, Refusal, Rule};
 
 /// Puts the row filter `sql` above `scan`, guarding the columns if `guard`.
-pub fn apply_row_filter(state: &SessionState, scan: TableScan, sql: &str, guard: bool) -> Decision<LogicalPlan> {
+pub fn apply_row_filter(
+    state: &SessionState,
+    scan: TableScan,
+    sql: &str,
+    guard: bool,
+) -> Decision<LogicalPlan> {
     let predicate = state
         .create_logical_expr(sql, &scan.projected_schema)
         .map_err(|_| {
@@ -26,7 +31,8 @@ pub fn apply_row_filter(state: &SessionState, scan: TableScan, sql: &str, guard:
             )
         })?;
     let schema = Arc::clone(&scan.projected_schema);
-    let filtered = Filter::try_new(predicate.clone(), Arc::new(LogicalPlan::TableScan(scan))).map_err(internal)?;
+    let filtered = Filter::try_new(predicate.clone(), Arc::new(LogicalPlan::TableScan(scan)))
+        .map_err(internal)?;
     let filtered = LogicalPlan::Filter(filtered);
     if !guard {
         return Ok(filtered);
@@ -49,7 +55,10 @@ fn internal(e: datafusion::error::DataFusionError) -> Refusal {
     let text = e.to_string();
     Refusal::new(
         Rule::Structure,
-        format!("the row filter cannot be applied: {}", text.lines().next().unwrap_or_default()),
+        format!(
+            "the row filter cannot be applied: {}",
+            text.lines().next().unwrap_or_default()
+        ),
     )
 }
 
@@ -72,11 +81,15 @@ mod tests {
                 },
                 _ => None,
             };
-            if let Some(f) = filter {
-                if matches!(f.input.as_ref(), LogicalPlan::TableScan(_)) {
-                    scans += 1;
-                    assert!(f.predicate.to_string().contains("secret-plant"), "{}", f.predicate);
-                }
+            if let Some(f) = filter
+                && matches!(f.input.as_ref(), LogicalPlan::TableScan(_))
+            {
+                scans += 1;
+                assert!(
+                    f.predicate.to_string().contains("secret-plant"),
+                    "{}",
+                    f.predicate
+                );
             }
             Ok(TreeNodeRecursion::Continue)
         })
@@ -112,6 +125,12 @@ mod tests {
         .unwrap();
         assert!(enforced.guarded);
         assert_eq!(assert_filtered_scans(&enforced.plan, true), 1);
-        assert!(enforced.plan.display_indent().to_string().contains("CASE WHEN"));
+        assert!(
+            enforced
+                .plan
+                .display_indent()
+                .to_string()
+                .contains("CASE WHEN")
+        );
     }
 }

@@ -10,22 +10,33 @@ use super::refusal::{Decision, Refusal, Rule};
 pub fn parse_single_select(sql: &str) -> Decision<DfStatement> {
     let dialect = GenericDialect {};
     let mut statements = DFParser::parse_sql_with_dialect(sql, &dialect).map_err(|e| {
-        Refusal::new(Rule::Statement, format!("the SQL cannot be parsed: {}", first_line(&e.to_string())))
+        Refusal::new(
+            Rule::Statement,
+            format!("the SQL cannot be parsed: {}", first_line(&e.to_string())),
+        )
     })?;
     if statements.len() != 1 {
         return Err(Refusal::new(
             Rule::Statement,
-            format!("exactly one `SELECT` statement is allowed, found {}", statements.len()),
+            format!(
+                "exactly one `SELECT` statement is allowed, found {}",
+                statements.len()
+            ),
         ));
     }
     let Some(statement) = statements.pop_front() else {
         return Err(Refusal::new(Rule::Statement, "no statement found"));
     };
     match &statement {
-        DfStatement::Statement(inner) if matches!(inner.as_ref(), Statement::Query(_)) => Ok(statement),
+        DfStatement::Statement(inner) if matches!(inner.as_ref(), Statement::Query(_)) => {
+            Ok(statement)
+        }
         other => Err(Refusal::new(
             Rule::Statement,
-            format!("only `SELECT` queries are allowed, not `{}`", statement_kind(other)),
+            format!(
+                "only `SELECT` queries are allowed, not `{}`",
+                statement_kind(other)
+            ),
         )),
     }
 }
@@ -34,7 +45,10 @@ fn statement_kind(statement: &DfStatement) -> String {
     match statement {
         DfStatement::Statement(inner) => {
             let text = inner.to_string();
-            text.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+            text.split_whitespace()
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ")
         }
         DfStatement::CreateExternalTable(_) => "CREATE EXTERNAL TABLE".to_owned(),
         DfStatement::CopyTo(_) => "COPY".to_owned(),
@@ -76,7 +90,9 @@ mod tests {
     #[test]
     fn accepts_select_and_with_select() {
         accepted("SELECT count(*) FROM telemetry");
-        accepted("WITH x AS (SELECT site FROM telemetry) SELECT site, count(*) FROM x GROUP BY site");
+        accepted(
+            "WITH x AS (SELECT site FROM telemetry) SELECT site, count(*) FROM x GROUP BY site",
+        );
         assert!(parse_single_select("SELECT 1").is_ok());
     }
 }

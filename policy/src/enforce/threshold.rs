@@ -14,7 +14,9 @@ use std::sync::Arc;
 
 use datafusion::common::{Column, TableReference};
 use datafusion::functions_aggregate::expr_fn::{count, count_distinct};
-use datafusion::logical_expr::{Aggregate, Expr, Filter, LogicalPlan, Projection, SubqueryAlias, col, lit};
+use datafusion::logical_expr::{
+    Aggregate, Expr, Filter, LogicalPlan, Projection, SubqueryAlias, col, lit,
+};
 
 use super::refusal::{Decision, Refusal, Rule};
 use crate::model::Aggregation;
@@ -41,17 +43,20 @@ pub fn apply_threshold(
     let mut aggr_expr = aggregate.aggr_expr.clone();
     aggr_expr.push(count(lit(1_i64)).alias(ROWS));
     aggr_expr.push(entities.alias(ENTITIES));
-    let widened = Aggregate::try_new(Arc::new(input), aggregate.group_expr.clone(), aggr_expr).map_err(internal)?;
+    let widened = Aggregate::try_new(Arc::new(input), aggregate.group_expr.clone(), aggr_expr)
+        .map_err(internal)?;
     let predicate = col(ROWS)
         .gt_eq(lit(to_i64(aggregation.min_rows)))
         .and(col(ENTITIES).gt_eq(lit(to_i64(aggregation.min_entities))));
-    let filtered = Filter::try_new(predicate, Arc::new(LogicalPlan::Aggregate(widened))).map_err(internal)?;
+    let filtered =
+        Filter::try_new(predicate, Arc::new(LogicalPlan::Aggregate(widened))).map_err(internal)?;
     let columns: Vec<Expr> = aggregate
         .schema
         .iter()
         .map(|(qualifier, field)| Expr::Column(Column::new(qualifier.cloned(), field.name())))
         .collect();
-    let projection = Projection::try_new(columns, Arc::new(LogicalPlan::Filter(filtered))).map_err(internal)?;
+    let projection =
+        Projection::try_new(columns, Arc::new(LogicalPlan::Filter(filtered))).map_err(internal)?;
     Ok(LogicalPlan::Projection(projection))
 }
 
@@ -90,20 +95,30 @@ fn carry_entity(plan: LogicalPlan, entity: &str) -> Decision<(LogicalPlan, Expr)
                 Expr::Column(c) => c.name.clone(),
                 _ => ENTITY.to_owned(),
             };
-            let rebuilt = SubqueryAlias::try_new(Arc::new(input), alias.alias.clone()).map_err(internal)?;
-            let qualified = Expr::Column(Column::new(Some(TableReference::clone(&alias.alias)), name));
+            let rebuilt =
+                SubqueryAlias::try_new(Arc::new(input), alias.alias.clone()).map_err(internal)?;
+            let qualified =
+                Expr::Column(Column::new(Some(TableReference::clone(&alias.alias)), name));
             Ok((LogicalPlan::SubqueryAlias(rebuilt), qualified))
         }
         other => Err(Refusal::new(
             Rule::Structure,
-            format!("`{}` may not stand between the dataset and its aggregate", node_name(&other)),
+            format!(
+                "`{}` may not stand between the dataset and its aggregate",
+                node_name(&other)
+            ),
         )),
     }
 }
 
 /// A short name of a plan node for messages.
 pub fn node_name(plan: &LogicalPlan) -> String {
-    plan.display().to_string().split(':').next().unwrap_or("node").to_owned()
+    plan.display()
+        .to_string()
+        .split(':')
+        .next()
+        .unwrap_or("node")
+        .to_owned()
 }
 
 fn internal(e: datafusion::error::DataFusionError) -> Refusal {
@@ -112,7 +127,10 @@ fn internal(e: datafusion::error::DataFusionError) -> Refusal {
 
 fn internal_msg(detail: &str) -> Refusal {
     let first_line = detail.lines().next().unwrap_or_default();
-    Refusal::new(Rule::Structure, format!("the query cannot be enforced: {first_line}"))
+    Refusal::new(
+        Rule::Structure,
+        format!("the query cannot be enforced: {first_line}"),
+    )
 }
 
 #[cfg(test)]
@@ -137,9 +155,16 @@ mod tests {
         plan.apply_with_subqueries(|node| {
             if let LogicalPlan::Aggregate(a) = node {
                 aggregates += 1;
-                let names: Vec<String> = a.aggr_expr.iter().map(|e| e.schema_name().to_string()).collect();
+                let names: Vec<String> = a
+                    .aggr_expr
+                    .iter()
+                    .map(|e| e.schema_name().to_string())
+                    .collect();
                 assert!(names.iter().any(|n| n.contains(super::ROWS)), "{names:?}");
-                assert!(names.iter().any(|n| n.contains(super::ENTITIES)), "{names:?}");
+                assert!(
+                    names.iter().any(|n| n.contains(super::ENTITIES)),
+                    "{names:?}"
+                );
             }
             Ok(TreeNodeRecursion::Continue)
         })
@@ -147,7 +172,10 @@ mod tests {
         assert_eq!(aggregates, 2);
         let shown = text(&plan);
         assert!(shown.contains("__dataspace_rows >= Int64(5)"), "{shown}");
-        assert!(shown.contains("__dataspace_entities >= Int64(5)"), "{shown}");
+        assert!(
+            shown.contains("__dataspace_entities >= Int64(5)"),
+            "{shown}"
+        );
         assert!(shown.contains("count(DISTINCT"), "{shown}");
         assert!(!shown.contains("Extension"), "standard nodes only: {shown}");
     }
@@ -155,9 +183,14 @@ mod tests {
     #[test]
     fn a_single_entity_threshold_uses_a_plain_count() {
         let one = policy_with(|v| v["aggregation"]["min_entities"] = 1.into());
-        let plan = enforce_with(one, "SELECT site, count(*) FROM telemetry GROUP BY site").unwrap().plan;
+        let plan = enforce_with(one, "SELECT site, count(*) FROM telemetry GROUP BY site")
+            .unwrap()
+            .plan;
         let shown = text(&plan);
         assert!(!shown.contains("count(DISTINCT"), "{shown}");
-        assert!(shown.contains("__dataspace_entities >= Int64(1)"), "{shown}");
+        assert!(
+            shown.contains("__dataspace_entities >= Int64(1)"),
+            "{shown}"
+        );
     }
 }

@@ -196,7 +196,11 @@ impl UsagePolicy {
         let de = &mut serde_json::Deserializer::from_str(json);
         let policy: Self = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
-            let field = if path == "." { "(document)".to_owned() } else { path };
+            let field = if path == "." {
+                "(document)".to_owned()
+            } else {
+                path
+            };
             Error::invalid_policy(field, e.into_inner().to_string())
         })?;
         policy.validate()?;
@@ -205,7 +209,8 @@ impl UsagePolicy {
 
     /// The policy as pretty JSON, in the spec's format.
     pub fn to_json_pretty(&self) -> Result<String> {
-        serde_json::to_string_pretty(self).map_err(|e| Error::invalid_policy("(document)", e.to_string()))
+        serde_json::to_string_pretty(self)
+            .map_err(|e| Error::invalid_policy("(document)", e.to_string()))
     }
 
     /// The dataset id, which is also the table name.
@@ -215,7 +220,10 @@ impl UsagePolicy {
 
     /// The class of a column (unlisted columns are denied).
     pub fn class_of(&self, column: &str) -> ColumnClass {
-        self.columns.get(column).copied().unwrap_or(ColumnClass::Denied)
+        self.columns
+            .get(column)
+            .copied()
+            .unwrap_or(ColumnClass::Denied)
     }
 
     /// The entity column, if the policy names one (aggregate mode needs one).

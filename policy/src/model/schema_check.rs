@@ -14,15 +14,22 @@ impl UsagePolicy {
             let Ok(field) = schema.field_with_name(name) else {
                 return Err(Error::invalid_policy(
                     format!("columns.{name}"),
-                    format!("names a column that the dataset `{}` lacks", self.target.dataset),
+                    format!(
+                        "names a column that the dataset `{}` lacks",
+                        self.target.dataset
+                    ),
                 ));
             };
             if *class == ColumnClass::Measure
                 && self.access == Access::Aggregate
-                && !is_numeric(field.data_type()) {
+                && !is_numeric(field.data_type())
+            {
                 return Err(Error::invalid_policy(
                     format!("columns.{name}"),
-                    format!("is a `measure` but its type `{}` is not numeric", field.data_type()),
+                    format!(
+                        "is a `measure` but its type `{}` is not numeric",
+                        field.data_type()
+                    ),
                 ));
             }
         }

@@ -12,7 +12,10 @@ fn require_text(field: &str, value: &str) -> Result<()> {
         return Err(Error::invalid_policy(field, "must not be empty"));
     }
     if value.chars().any(char::is_control) {
-        return Err(Error::invalid_policy(field, "must not contain control characters"));
+        return Err(Error::invalid_policy(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(())
 }
@@ -21,10 +24,16 @@ impl UsagePolicy {
     /// Checks every rule of the spec that does not need the dataset.
     pub fn validate(&self) -> Result<()> {
         if self.kind != "UsagePolicy" {
-            return Err(Error::invalid_policy("type", format!("must be `UsagePolicy`, not `{}`", self.kind)));
+            return Err(Error::invalid_policy(
+                "type",
+                format!("must be `UsagePolicy`, not `{}`", self.kind),
+            ));
         }
         if self.version != 1 {
-            return Err(Error::invalid_policy("version", format!("must be 1, not {}", self.version)));
+            return Err(Error::invalid_policy(
+                "version",
+                format!("must be 1, not {}", self.version),
+            ));
         }
         require_text("id", &self.id)?;
         require_text("issuer", &self.issuer)?;
@@ -32,7 +41,10 @@ impl UsagePolicy {
         self.validate_assignee()?;
         self.validate_purposes()?;
         if self.validity.not_before >= self.validity.not_after {
-            return Err(Error::invalid_policy("validity", "`not_before` must be earlier than `not_after`"));
+            return Err(Error::invalid_policy(
+                "validity",
+                "`not_before` must be earlier than `not_after`",
+            ));
         }
         self.validate_columns()?;
         if let Some(filter) = &self.row_filter {
@@ -44,7 +56,9 @@ impl UsagePolicy {
     }
 
     fn validate_assignee(&self) -> Result<()> {
-        let Some(assignee) = &self.assignee else { return Ok(()) };
+        let Some(assignee) = &self.assignee else {
+            return Ok(());
+        };
         for (i, p) in assignee.participants.iter().enumerate() {
             require_text(&format!("assignee.participants[{i}]"), p)?;
         }
@@ -62,13 +76,19 @@ impl UsagePolicy {
 
     fn validate_purposes(&self) -> Result<()> {
         if self.purposes.is_empty() {
-            return Err(Error::invalid_policy("purposes", "must list at least one purpose"));
+            return Err(Error::invalid_policy(
+                "purposes",
+                "must list at least one purpose",
+            ));
         }
         let mut seen = BTreeSet::new();
         for (i, purpose) in self.purposes.iter().enumerate() {
             require_text(&format!("purposes[{i}]"), purpose)?;
             if !seen.insert(purpose) {
-                return Err(Error::invalid_policy(format!("purposes[{i}]"), format!("repeats `{purpose}`")));
+                return Err(Error::invalid_policy(
+                    format!("purposes[{i}]"),
+                    format!("repeats `{purpose}`"),
+                ));
             }
         }
         Ok(())
@@ -76,12 +96,19 @@ impl UsagePolicy {
 
     fn validate_columns(&self) -> Result<()> {
         if self.columns.is_empty() {
-            return Err(Error::invalid_policy("columns", "must list at least one column"));
+            return Err(Error::invalid_policy(
+                "columns",
+                "must list at least one column",
+            ));
         }
         for name in self.columns.keys() {
             require_text("columns", name)?;
         }
-        let entities = self.columns.values().filter(|c| **c == ColumnClass::Entity).count();
+        let entities = self
+            .columns
+            .values()
+            .filter(|c| **c == ColumnClass::Entity)
+            .count();
         if self.access == Access::Aggregate && entities > 1 {
             return Err(Error::invalid_policy(
                 "columns",
@@ -104,10 +131,16 @@ impl UsagePolicy {
             )),
             (Access::Aggregate, Some(aggregation)) => {
                 if aggregation.min_rows < 1 {
-                    return Err(Error::invalid_policy("aggregation.min_rows", "must be at least 1"));
+                    return Err(Error::invalid_policy(
+                        "aggregation.min_rows",
+                        "must be at least 1",
+                    ));
                 }
                 if aggregation.min_entities < 1 {
-                    return Err(Error::invalid_policy("aggregation.min_entities", "must be at least 1"));
+                    return Err(Error::invalid_policy(
+                        "aggregation.min_entities",
+                        "must be at least 1",
+                    ));
                 }
                 if self.entity_column().is_none() {
                     return Err(Error::invalid_policy(
@@ -116,11 +149,18 @@ impl UsagePolicy {
                     ));
                 }
                 if aggregation.functions.is_empty() {
-                    return Err(Error::invalid_policy("aggregation.functions", "must list at least one function"));
+                    return Err(Error::invalid_policy(
+                        "aggregation.functions",
+                        "must list at least one function",
+                    ));
                 }
-                let unique: BTreeSet<_> = aggregation.functions.iter().map(|f| f.as_str()).collect();
+                let unique: BTreeSet<_> =
+                    aggregation.functions.iter().map(|f| f.as_str()).collect();
                 if unique.len() != aggregation.functions.len() {
-                    return Err(Error::invalid_policy("aggregation.functions", "lists a function twice"));
+                    return Err(Error::invalid_policy(
+                        "aggregation.functions",
+                        "lists a function twice",
+                    ));
                 }
                 Ok(())
             }
@@ -128,24 +168,40 @@ impl UsagePolicy {
     }
 
     fn validate_limits(&self) -> Result<()> {
-        let Some(limits) = &self.limits else { return Ok(()) };
+        let Some(limits) = &self.limits else {
+            return Ok(());
+        };
         if limits.max_queries == Some(0) {
-            return Err(Error::invalid_policy("limits.max_queries", "must be at least 1"));
+            return Err(Error::invalid_policy(
+                "limits.max_queries",
+                "must be at least 1",
+            ));
         }
         if limits.max_rows_per_query == Some(0) {
-            return Err(Error::invalid_policy("limits.max_rows_per_query", "must be at least 1"));
+            return Err(Error::invalid_policy(
+                "limits.max_rows_per_query",
+                "must be at least 1",
+            ));
         }
         Ok(())
     }
 
     fn validate_privacy(&self) -> Result<()> {
-        let Some(privacy) = &self.privacy else { return Ok(()) };
+        let Some(privacy) = &self.privacy else {
+            return Ok(());
+        };
         if self.access != Access::Aggregate {
-            return Err(Error::invalid_policy("privacy", "is only allowed when `access` is `aggregate`"));
+            return Err(Error::invalid_policy(
+                "privacy",
+                "is only allowed when `access` is `aggregate`",
+            ));
         }
         let eps = privacy.epsilon_per_query;
         if !(eps.is_finite() && eps > 0.0) {
-            return Err(Error::invalid_policy("privacy.epsilon_per_query", "must be a positive number"));
+            return Err(Error::invalid_policy(
+                "privacy.epsilon_per_query",
+                "must be a positive number",
+            ));
         }
         if !(privacy.epsilon_total.is_finite() && privacy.epsilon_total >= eps) {
             return Err(Error::invalid_policy(
@@ -187,14 +243,17 @@ impl UsagePolicy {
 fn validate_row_filter_syntax(filter: &str) -> Result<()> {
     require_text("row_filter", filter)?;
     let dialect = GenericDialect {};
-    let mut parser = Parser::new(&dialect)
-        .try_with_sql(filter)
-        .map_err(|e| Error::invalid_policy("row_filter", format!("is not a SQL expression: {e}")))?;
-    parser
-        .parse_expr()
-        .map_err(|e| Error::invalid_policy("row_filter", format!("is not a SQL expression: {e}")))?;
+    let mut parser = Parser::new(&dialect).try_with_sql(filter).map_err(|e| {
+        Error::invalid_policy("row_filter", format!("is not a SQL expression: {e}"))
+    })?;
+    parser.parse_expr().map_err(|e| {
+        Error::invalid_policy("row_filter", format!("is not a SQL expression: {e}"))
+    })?;
     if parser.peek_token().token != datafusion::sql::sqlparser::tokenizer::Token::EOF {
-        return Err(Error::invalid_policy("row_filter", "must be exactly one SQL expression"));
+        return Err(Error::invalid_policy(
+            "row_filter",
+            "must be exactly one SQL expression",
+        ));
     }
     Ok(())
 }
