@@ -21,6 +21,24 @@ pub enum Error {
     /// A case file could not be read.
     #[error("cannot read the case file `{path}`: {reason}")]
     CaseFile { path: String, reason: String },
+    /// The store failed or holds corrupt data.
+    #[error("storage error: {0}")]
+    Storage(String),
+    /// Bad input from a caller; `field` names what is wrong.
+    #[error("invalid `{field}`: {reason}")]
+    Invalid { field: String, reason: String },
+    /// Something asked for does not exist.
+    #[error("no {what} `{id}`")]
+    NotFound { what: &'static str, id: String },
+    /// The caller is not allowed to do this.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// The request conflicts with the current state.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// A peer (another connector or the catalog) failed or answered badly.
+    #[error("peer error: {0}")]
+    Peer(String),
     /// An error of the trust core (policy loading, signatures).
     #[error(transparent)]
     Policy(#[from] policy::Error),

@@ -87,3 +87,16 @@ pub async fn open_table(state: &SessionState, name: &str, path: &Path) -> Result
 fn first_line(text: &str) -> String {
     text.lines().next().unwrap_or_default().to_owned()
 }
+
+/// Counts the rows of a table.
+pub async fn count_rows(state: &SessionState, table: Arc<dyn TableProvider>) -> Result<u64> {
+    let ctx = datafusion::prelude::SessionContext::new_with_state(state.clone());
+    let fail = |e: datafusion::error::DataFusionError| Error::Table {
+        name: "dataset".to_owned(),
+        path: String::new(),
+        reason: first_line(&e.strip_backtrace()),
+    };
+    let frame = ctx.read_table(table).map_err(fail)?;
+    let rows = frame.count().await.map_err(fail)?;
+    Ok(u64::try_from(rows).unwrap_or(u64::MAX))
+}

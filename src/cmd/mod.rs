@@ -1,6 +1,7 @@
 //! Command-line interface: the top-level commands and what they share.
 
 mod authority;
+mod participant;
 mod keys;
 mod policy;
 mod policy_cases;
@@ -31,6 +32,27 @@ enum Command {
     /// Sign and verify usage policies.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Create a connector's home folder: keys, configuration, admin token.
+    Init(participant::InitArgs),
+    /// Run a connector.
+    #[command(subcommand)]
+    Connector(participant::ConnectorCommand),
+    /// Register, list and remove datasets (owner, through the running connector).
+    #[command(subcommand)]
+    Dataset(participant::DatasetCommand),
+    /// Offer datasets under signed usage policies (owner).
+    #[command(subcommand)]
+    Offer(participant::OfferCommand),
+    /// List, approve, reject and revoke agreements (owner).
+    #[command(subcommand)]
+    Agreement(participant::AgreementCommand),
+    /// Contract for a provider's offer, for a purpose (consumer).
+    Negotiate(participant::NegotiateArgs),
+    /// Query a provider's dataset under an agreement (consumer).
+    Query(participant::QueryArgs),
+    /// Verify the audit log.
+    #[command(subcommand)]
+    Audit(participant::AuditCommand),
 }
 
 impl Cli {
@@ -40,6 +62,14 @@ impl Cli {
             Command::Keygen(args) => keys::keygen(&args),
             Command::Authority(command) => command.run(),
             Command::Policy(command) => command.run(),
+            Command::Init(args) => participant::run_init(&args),
+            Command::Connector(command) => command.run(),
+            Command::Dataset(command) => command.run(),
+            Command::Offer(command) => command.run(),
+            Command::Agreement(command) => command.run(),
+            Command::Negotiate(args) => participant::run_negotiate(&args),
+            Command::Query(args) => participant::run_query(&args),
+            Command::Audit(command) => command.run(),
         }
     }
 }

@@ -1,0 +1,49 @@
+//! The error type of the audit log.
+
+use thiserror::Error;
+
+/// Result with the audit log's error as default.
+pub type Result<T, E = AuditError> = std::result::Result<T, E>;
+
+/// What can go wrong while writing, reading or verifying the audit log.
+#[derive(Debug, Error)]
+pub enum AuditError {
+    /// The storage engine failed (I/O, a damaged database, a lock held by
+    /// another process).
+    #[error("audit store error: {0}")]
+    Store(String),
+    /// A stored record cannot be decoded, or is stored under another
+    /// sequence number than its own.
+    #[error("audit record #{seq} cannot be read: {reason}")]
+    Corrupt { seq: u64, reason: String },
+    /// A record could not be encoded as JSON.
+    #[error("cannot encode an audit record: {0}")]
+    Encode(String),
+    /// The last stored record does not match its hash, so the chain cannot be
+    /// resumed on top of it.
+    #[error("the last audit record #{seq} does not match its hash; verify the audit log")]
+    TamperedHead { seq: u64 },
+    /// A write failed earlier; the log accepts no more records until the
+    /// connector is restarted (it resumes from what is durable).
+    #[error("the audit log stopped after a failed write: {reason}")]
+    Halted { reason: String },
+    /// The log was closed.
+    #[error("the audit log is closed")]
+    Closed,
+    /// An invalid setting.
+    #[error("invalid audit setting `{field}`: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    /// No audit log where one was expected.
+    #[error("no audit log at `{path}`")]
+    Missing { path: String },
+    /// Keys, hashes and signatures (the trust core).
+    #[error(transparent)]
+    Policy(#[from] policy::Error),
+}
+
+impl AuditError {
+    /// Shorthand for [`AuditError::Store`].
+    pub(crate) fn store(error: impl std::fmt::Display) -> Self {
+        Self::Store(error.to_string())
+    }
+}

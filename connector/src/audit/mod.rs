@@ -1,0 +1,44 @@
+//! The connector's audit log: append-only, hash-chained, durable, with
+//! signed checkpoints.
+//!
+//! Every negotiation step, agreement, revocation, query, refusal and quota
+//! charge is an [`AuditEntry`] handed to [`AuditLog::append`], which returns
+//! the stored [`AuditRecord`] only once it is durable, so the reply it
+//! records can be sent afterwards. Each record carries `seq` (0, 1, 2, ...
+//! without gaps), the hash of the record before it (`prev_hash`) and its own
+//! `hash` over everything else; every `checkpoint_every` records the log
+//! adds a [`RecordKind::Checkpoint`] signed with the connector's Ed25519 key.
+//! [`verify`] checks a stored chain end to end and names the first broken
+//! record.
+//!
+//! | file | holds |
+//! |---|---|
+//! | `record` | [`AuditEntry`], [`AuditRecord`], [`RecordKind`], the record hash |
+//! | `chain` | [`Chain`]: the pure sequencing core (seq, links, checkpoints) |
+//! | `checkpoint` | the signed checkpoint JWS |
+//! | `store`, `sled_store` | [`AuditStore`] with [`MemoryAuditStore`] and [`SledAuditStore`] |
+//! | `log` | [`AuditLog`]: the writer thread and group commit |
+//! | `verify` | [`verify`] and its [`VerifyReport`] |
+//! | `home` | the home-folder layout and [`verify_home`] |
+//!
+//! This module has its own error type, [`AuditError`].
+
+mod chain;
+mod checkpoint;
+mod error;
+mod home;
+mod log;
+mod record;
+mod sled_store;
+mod store;
+mod verify;
+
+pub use chain::{Chain, DEFAULT_CHECKPOINT_EVERY};
+pub use checkpoint::{CHECKPOINT_TYP, CheckpointClaims};
+pub use error::{AuditError, Result};
+pub use home::{AUDIT_DIR, PRIVATE_KEY_FILE, PUBLIC_KEY_FILE, audit_dir, verify_home};
+pub use log::{AuditLog, MAX_BATCH};
+pub use record::{AuditEntry, AuditRecord, GENESIS_HASH, RecordKind};
+pub use sled_store::{AUDIT_TREE, SledAuditStore};
+pub use store::{AuditStore, MemoryAuditStore};
+pub use verify::{Broken, VERIFY_CHUNK, VerifyReport, verify};

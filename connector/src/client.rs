@@ -1,0 +1,125 @@
+//! Talking to other connectors over HTTP (hyper client, plain HTTP), with
+//! this participant's request tokens.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use policy::keys::KeyPair;
+
+use crate::api::CREDENTIAL_HEADER;
+use crate::{Error, Result};
+
+/// A response: status, headers, body.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// The status.
+    pub status: StatusCode,
+    /// The headers.
+    pub headers: hyper::HeaderMap,
+    /// The body.
+    pub body: Bytes,
+}
+
+impl Reply {
+    /// The body as JSON, or the peer's error as [`Error::Peer`].
+    pub fn json(&self) -> Result<serde_json::Value> {
+        let value: serde_json::Value = serde_json::from_slice(&self.body)
+            .map_err(|_| Error::Peer(format!("answered {} with a body that is not JSON", self.status)))?;
+        if self.status.is_success() {
+            Ok(value)
+        } else {
+            Err(peer_error(self.status, &value))
+        }
+    }
+
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// The error a peer answered with, keeping its rule when it refused.
+pub fn peer_error(status: StatusCode, body: &serde_json::Value) -> Error {
+    let message = body.get("error").and_then(|e| e.as_str()).unwrap_or("no message").to_owned();
+    match body.get("rule").and_then(|r| r.as_str()) {
+        Some(rule) => Error::Peer(format!("{status}: {message} (rule `{rule}`)")),
+        None => Error::Peer(format!("{status}: {message}")),
+    }
+}
+
+/// An HTTP client for peers.
+#[derive(Clone)]
+pub struct HttpClient {
+    inner: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Default for HttpClient {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl HttpClient {
+    /// A client with connection pooling.
+    pub fn new() -> Self {
+        Self { inner: Client::builder(TokioExecutor::new()).build_http() }
+    }
+
+    /// Sends a request.
+    pub async fn send(&self, method: Method, url: &str, headers: &[(&str, &str)], body: Option<Vec<u8>>) -> Result<Reply> {
+        let mut builder = Request::builder().method(method).uri(url);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        if body.is_some() {
+            builder = builder.header("content-type", "application/json");
+        }
+        let request = builder
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| Error::Peer(format!("bad request to `{url}`: {e}")))?;
+        let response = self.inner.request(request).await.map_err(|e| Error::Peer(format!("cannot reach `{url}`: {e}")))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| Error::Peer(format!("`{url}` broke off its answer: {e}")))?
+            .to_bytes();
+        Ok(Reply { status, headers, body })
+    }
+}
+
+/// Calls to peers as a participant: every call carries a fresh request token
+/// for the callee and our membership credential.
+#[derive(Clone)]
+pub struct PeerClient {
+    http: HttpClient,
+    own_id: String,
+    credential: String,
+    key: std::sync::Arc<KeyPair>,
+}
+
+impl PeerClient {
+    /// A client acting as `own_id`.
+    pub fn new(own_id: &str, credential: &str, key: std::sync::Arc<KeyPair>) -> Self {
+        Self { http: HttpClient::new(), own_id: own_id.to_owned(), credential: credential.to_owned(), key }
+    }
+
+    /// Unauthenticated GET.
+    pub async fn get(&self, url: &str) -> Result<Reply> {
+        self.http.send(Method::GET, url, &[], None).await
+    }
+
+    /// An authenticated call to participant `audience`.
+    pub async fn call(&self, method: Method, url: &str, audience: &str, body: Option<&serde_json::Value>) -> Result<Reply> {
+        let token = policy::token::issue_request_token(&self.key, &self.own_id, audience, crate::service::now(), 120)?;
+        let auth = format!("Bearer {token}");
+        let headers = [("authorization", auth.as_str()), (CREDENTIAL_HEADER, self.credential.as_str())];
+        let body = body.map(|b| serde_json::to_vec(b).unwrap_or_default());
+        self.http.send(method, url, &headers, body).await
+    }
+}

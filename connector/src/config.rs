@@ -1,0 +1,167 @@
+//! The connector's configuration: one typed struct, read from
+//! `HOME/config.toml`, then overridden by `DATASPACE_*` environment variables.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// How contract requests are decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Approval {
+    /// Agree at once when the request satisfies the policy.
+    #[default]
+    Auto,
+    /// Keep requests `REQUESTED` until the owner approves or rejects them.
+    Manual,
+}
+
+/// Every option of a connector. Paths are relative to the home folder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectorConfig {
+    /// This participant's id; must equal the subject of its credential.
+    pub id: String,
+    /// Address the HTTP API listens on (`DATASPACE_LISTEN`).
+    pub listen: String,
+    /// Base URL other participants reach this connector at; written into
+    /// offers (`DATASPACE_PUBLIC_URL`). Default: `http://<listen>`.
+    pub public_url: Option<String>,
+    /// Folders datasets may be registered from; nothing outside them
+    /// (`DATASPACE_DATA_ROOTS`, separated by `:`).
+    pub data_roots: Vec<PathBuf>,
+    /// The trusted authority (`{"id", "jwk"}`, from `authority init`).
+    pub authority_file: PathBuf,
+    /// This participant's membership credential (a JWS from `authority issue`).
+    pub credential_file: PathBuf,
+    /// The shared catalog to publish to, if any (`DATASPACE_CATALOG_URL`).
+    pub catalog_url: Option<String>,
+    /// `auto` or `manual` decisions on contract requests (`DATASPACE_APPROVAL`).
+    pub approval: Approval,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Memory one query may use, in bytes.
+    pub query_memory_bytes: usize,
+    /// Time one query may take, in seconds.
+    pub query_timeout_secs: u64,
+    /// Clock-skew tolerance for tokens and credentials, in seconds.
+    pub clock_skew_secs: i64,
+    /// A signed checkpoint every this many audit records.
+    pub checkpoint_every: u64,
+}
+
+impl Default for ConnectorConfig {
+    fn default() -> Self {
+        Self {
+            id: String::new(),
+            listen: "127.0.0.1:8080".to_owned(),
+            public_url: None,
+            data_roots: Vec::new(),
+            authority_file: PathBuf::from("authority.json"),
+            credential_file: PathBuf::from("credential.jws"),
+            catalog_url: None,
+            approval: Approval::Auto,
+            max_body_bytes: 1 << 20,
+            query_memory_bytes: 1 << 30,
+            query_timeout_secs: 60,
+            clock_skew_secs: 60,
+            checkpoint_every: 1000,
+        }
+    }
+}
+
+/// File name of the configuration in a home folder.
+pub const CONFIG_FILE: &str = "config.toml";
+
+impl ConnectorConfig {
+    /// Reads `HOME/config.toml`, then applies environment overrides.
+    pub fn load(home: &Path) -> Result<Self> {
+        let path = home.join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| invalid("config", format!("cannot read `{}`: {e}", path.display())))?;
+        let mut config: Self = toml::from_str(&text).map_err(|e| invalid("config", format!("`{}`: {e}", path.display())))?;
+        config.apply_env(|name| std::env::var(name).ok())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Applies `DATASPACE_*` overrides read through `var`.
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<()> {
+        if let Some(v) = var("DATASPACE_LISTEN") {
+            self.listen = v;
+        }
+        if let Some(v) = var("DATASPACE_PUBLIC_URL") {
+            self.public_url = Some(v);
+        }
+        if let Some(v) = var("DATASPACE_CATALOG_URL") {
+            self.catalog_url = Some(v).filter(|s| !s.is_empty());
+        }
+        if let Some(v) = var("DATASPACE_DATA_ROOTS") {
+            self.data_roots = v.split(':').filter(|s| !s.is_empty()).map(PathBuf::from).collect();
+        }
+        if let Some(v) = var("DATASPACE_APPROVAL") {
+            self.approval = match v.as_str() {
+                "auto" => Approval::Auto,
+                "manual" => Approval::Manual,
+                other => return Err(invalid("DATASPACE_APPROVAL", format!("`{other}` is not `auto` or `manual`"))),
+            };
+        }
+        Ok(())
+    }
+
+    /// Checks the values.
+    pub fn validate(&self) -> Result<()> {
+        if self.id.trim().is_empty() {
+            return Err(invalid("id", "must not be empty"));
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(invalid("max_body_bytes", "must be at least 1024"));
+        }
+        if self.query_timeout_secs == 0 {
+            return Err(invalid("query_timeout_secs", "must be at least 1"));
+        }
+        if self.checkpoint_every == 0 {
+            return Err(invalid("checkpoint_every", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// The base URL written into offers.
+    pub fn public_url(&self) -> String {
+        self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+}
+
+fn invalid(field: &str, reason: impl Into<String>) -> Error {
+    Error::Invalid { field: field.to_owned(), reason: reason.into() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let mut config: ConnectorConfig = toml::from_str("id = \"p1\"\nlisten = \"127.0.0.1:9\"").unwrap();
+        config
+            .apply_env(|name| match name {
+                "DATASPACE_LISTEN" => Some("127.0.0.1:7".into()),
+                "DATASPACE_DATA_ROOTS" => Some("/a:/b".into()),
+                "DATASPACE_APPROVAL" => Some("manual".into()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(config.listen, "127.0.0.1:7");
+        assert_eq!(config.data_roots, vec![PathBuf::from("/a"), PathBuf::from("/b")]);
+        assert_eq!(config.approval, Approval::Manual);
+        assert!(config.apply_env(|n| (n == "DATASPACE_APPROVAL").then(|| "sometimes".into())).is_err());
+    }
+
+    #[test]
+    fn unknown_options_are_refused() {
+        assert!(toml::from_str::<ConnectorConfig>("id = \"p\"\nlisten_port = 3").is_err());
+        let empty: ConnectorConfig = toml::from_str("").unwrap();
+        assert!(empty.validate().is_err());
+    }
+}

@@ -1,0 +1,236 @@
+//! A governed query under an agreement, provider side: agreement signatures,
+//! state, validity and purpose checked; quota charged atomically; policy
+//! enforced; executed under limits; answer encoded; receipt signed; audit
+//! record durable before the reply.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::Utc;
+use policy::contract::{Agreement, Receipt};
+use policy::document::{DocumentKind, SignedDocument, hash_bytes};
+use policy::enforce::{Refusal, Rule};
+use policy::token::VerifiedCaller;
+use serde::{Deserialize, Serialize};
+
+use crate::answer::{AnswerFormat, to_arrow_stream, to_json_rows};
+use crate::audit::{AuditEntry, RecordKind};
+use crate::datasets::DatasetRegistry;
+use crate::engine::{ExecutionLimits, GovernedEngine};
+use crate::negotiation::{NegotiationState, Negotiations};
+use crate::service::{Connector, now};
+use crate::{Error, Result};
+
+const QUOTA_TREE: &str = "quota";
+
+/// A consumer's query.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryRequest {
+    /// The provider-signed agreement (JWS) the query runs under.
+    pub agreement: String,
+    /// One `SELECT`.
+    pub sql: String,
+    /// `arrow` (default) or `json`.
+    #[serde(default)]
+    pub format: AnswerFormat,
+}
+
+/// The answer to a governed query.
+#[derive(Debug, Clone)]
+pub struct QueryAnswer {
+    /// The encoded result.
+    pub body: Vec<u8>,
+    /// Its format.
+    pub format: AnswerFormat,
+    /// Rows in the result.
+    pub rows: u64,
+    /// The signed receipt (JWS).
+    pub receipt: String,
+}
+
+/// A dry run's outcome.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckOutcome {
+    /// `accepted` or `refused`.
+    pub decision: String,
+    /// The refusal's rule id.
+    pub rule: Option<String>,
+    /// The refusal's reason.
+    pub reason: Option<String>,
+    /// The enforced plan, when accepted.
+    pub plan: Option<String>,
+}
+
+impl Connector {
+    /// Verifies the agreement presented by `caller` and returns it with the
+    /// engine for its dataset.
+    async fn admit(&self, caller: &VerifiedCaller, agreement_jws: &str) -> Result<(Agreement, Arc<GovernedEngine>)> {
+        let signed = SignedDocument::<Agreement>::verify(agreement_jws, DocumentKind::Agreement, Some(&self.key.public_key()))?;
+        let agreement = signed.payload().clone();
+        if agreement.consumer != caller.participant_id {
+            return Err(Error::Forbidden("the agreement belongs to another participant".into()));
+        }
+        let n = Negotiations::new(self.store.as_ref()).get(&agreement.id)?;
+        let stored = n.agreement.as_ref().map(SignedDocument::jws);
+        if stored != Some(signed.jws()) {
+            return Err(Error::Forbidden("the agreement does not match the one on record".into()));
+        }
+        match n.state {
+            NegotiationState::Finalized => {}
+            NegotiationState::Terminated => {
+                return Err(Refusal::new(Rule::Revoked, format!("the agreement `{}` was revoked or terminated", agreement.id)).into());
+            }
+            _ => return Err(Error::Conflict(format!("the agreement `{}` is not finalized", agreement.id))),
+        }
+        let policy = agreement.policy.payload();
+        if agreement.policy.content_hash() != agreement.policy_hash {
+            return Err(Error::Forbidden("the agreement's policy does not match its hash".into()));
+        }
+        if !policy.purposes.contains(&agreement.purpose) {
+            return Err(Refusal::new(Rule::Purpose, format!("the purpose `{}` is not covered by the policy", agreement.purpose)).into());
+        }
+        if !policy.is_valid_at(Utc::now()) {
+            return Err(Refusal::new(Rule::Validity, "the agreement's policy is not in force now").into());
+        }
+        let engine = self.engine_for(&agreement).await?;
+        Ok((agreement, engine))
+    }
+
+    async fn engine_for(&self, agreement: &Agreement) -> Result<Arc<GovernedEngine>> {
+        let key = format!("{}|{}", agreement.dataset, agreement.policy_hash);
+        if let Some(engine) = self.engines.lock().ok().and_then(|e| e.get(&key).cloned()) {
+            return Ok(engine);
+        }
+        let dataset = DatasetRegistry::new(self.store.as_ref()).get(&agreement.dataset)?;
+        let limits = ExecutionLimits {
+            memory_bytes: self.config.query_memory_bytes,
+            timeout: std::time::Duration::from_secs(self.config.query_timeout_secs),
+        };
+        let mut engine = GovernedEngine::new(limits)?;
+        engine.add_dataset(agreement.policy.payload().clone(), &dataset.path).await?;
+        let engine = Arc::new(engine);
+        if let Ok(mut engines) = self.engines.lock() {
+            engines.insert(key, Arc::clone(&engine));
+        }
+        Ok(engine)
+    }
+
+    /// Charges one query to the agreement, atomically; refuses past `max`.
+    fn charge_query(&self, agreement: &str, max: Option<u64>) -> Result<u64> {
+        let bytes = self.store.update(QUOTA_TREE, agreement.as_bytes(), &mut |old| {
+            let used = old.and_then(|b| <[u8; 8]>::try_from(b).ok()).map_or(0, u64::from_be_bytes);
+            if max.is_some_and(|m| used >= m) {
+                return Err(Refusal::new(Rule::Quota, format!("the agreement's quota of {} queries is used up", max.unwrap_or(0))).into());
+            }
+            Ok((used + 1).to_be_bytes().to_vec())
+        })?;
+        Ok(<[u8; 8]>::try_from(bytes.as_slice()).map_or(0, u64::from_be_bytes))
+    }
+
+    /// Queries charged to an agreement so far.
+    pub fn queries_used(&self, agreement: &str) -> Result<u64> {
+        Ok(self
+            .store
+            .get(QUOTA_TREE, agreement.as_bytes())?
+            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+            .map_or(0, u64::from_be_bytes))
+    }
+
+    /// Runs a governed query for `caller`. Every outcome is audited.
+    pub async fn query(&self, caller: &VerifiedCaller, request: &QueryRequest) -> Result<QueryAnswer> {
+        let started = Instant::now();
+        let base = AuditEntry::new(RecordKind::QueryRefused, self.id())
+            .with_counterparty(caller.participant_id.clone())
+            .with_sql(request.sql.clone());
+        let (agreement, engine) = match self.admit(caller, &request.agreement).await {
+            Ok(admitted) => admitted,
+            Err(e) => return Err(self.audit_refusal(base, e, started).await),
+        };
+        let base = base
+            .with_dataset(agreement.dataset.clone())
+            .with_agreement(agreement.id.clone())
+            .with_purpose(agreement.purpose.clone());
+        if let Err(e) = self.charge_query(&agreement.id, agreement.policy.payload().max_queries()) {
+            return Err(self.audit_refusal(base, e, started).await);
+        }
+        let answer = match engine.query(&request.sql, Utc::now()).await {
+            Ok(answer) => answer,
+            Err(e) => return Err(self.audit_refusal(base, e, started).await),
+        };
+        let schema = answer.batches.first().map(|b| b.schema()).unwrap_or_else(|| Arc::new(datafusion::arrow::datatypes::Schema::empty()));
+        let body = match request.format {
+            AnswerFormat::Arrow => to_arrow_stream(&schema, &answer.batches)?,
+            AnswerFormat::Json => to_json_rows(&answer.batches)?,
+        };
+        let rows = u64::try_from(answer.rows).unwrap_or(u64::MAX);
+        let result_hash = hash_bytes(&body);
+        let record = self
+            .record(
+                retitle(base, RecordKind::QueryAnswered)
+                    .with_decision("answered".to_owned())
+                    .with_rows(rows)
+                    .with_bytes(body.len() as u64)
+                    .with_duration_ms(elapsed_ms(started))
+                    .with_result_hash(result_hash.clone()),
+            )
+            .await?;
+        let receipt = Receipt {
+            agreement_id: agreement.id.clone(),
+            provider: self.id().to_owned(),
+            consumer: caller.participant_id.clone(),
+            sql_hash: hash_bytes(request.sql.as_bytes()),
+            result_hash,
+            rows,
+            bytes: body.len() as u64,
+            at: now(),
+            audit_seq: record.seq,
+            audit_hash: record.hash.clone(),
+        };
+        let receipt = SignedDocument::sign(receipt, DocumentKind::Receipt, &self.key)?;
+        Ok(QueryAnswer { body, format: request.format, rows, receipt: receipt.jws().to_owned() })
+    }
+
+    /// Writes the audit record of a query that did not get an answer and
+    /// returns the error to send.
+    async fn audit_refusal(&self, base: AuditEntry, error: Error, started: Instant) -> Error {
+        let entry = match &error {
+            Error::Refused(r) => base.with_decision("refused".to_owned()).with_rule(r.rule.id().to_owned()).with_detail(r.message.clone()),
+            Error::Execution { id } => retitle(base, RecordKind::QueryFailed).with_decision("failed".to_owned()).with_detail(format!("error id {id}")),
+            other => base.with_decision("refused".to_owned()).with_detail(other.to_string()),
+        };
+        match self.record(entry.with_duration_ms(elapsed_ms(started))).await {
+            Ok(_) => error,
+            Err(audit_error) => audit_error,
+        }
+    }
+
+    /// Dry run: the decision and the enforced plan, without executing.
+    pub async fn check(&self, caller: &VerifiedCaller, request: &QueryRequest) -> Result<CheckOutcome> {
+        let (_, engine) = self.admit(caller, &request.agreement).await?;
+        Ok(match engine.plan(&request.sql, Utc::now()).await {
+            Ok(plan) => CheckOutcome {
+                decision: "accepted".into(),
+                rule: None,
+                reason: None,
+                plan: Some(plan.plan.display_indent().to_string()),
+            },
+            Err(r) => CheckOutcome {
+                decision: "refused".into(),
+                rule: Some(r.rule.id().to_owned()),
+                reason: Some(r.message),
+                plan: None,
+            },
+        })
+    }
+}
+
+/// The entry with another kind.
+fn retitle(mut entry: AuditEntry, kind: RecordKind) -> AuditEntry {
+    entry.kind = kind;
+    entry
+}
+
+fn elapsed_ms(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,97 @@
+//! Crash safety: the provider is killed with SIGKILL while queries run; after
+//! a restart its audit chain verifies and every query that got a 200 (and a
+//! receipt) has its record, with the hash the receipt names.
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use connector::answer::AnswerFormat;
+use connector::audit::{AuditStore, SledAuditStore, verify_home};
+use connector::client::HttpClient;
+use hyper::Method;
+use support::{World, provider, start};
+
+fn spawn_provider(home: &std::path::Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_dataspace"))
+        .args(["connector", "serve", "--home"])
+        .arg(home)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+async fn wait_healthy(url: &str) {
+    let http = HttpClient::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(reply) = http.send(Method::GET, &format!("{url}/healthz"), &[], None).await {
+            if reply.status == 200 {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the provider did not come up at {url}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_provider_keeps_every_answered_query_in_its_chain() {
+    let world = World::new();
+    let in_process = provider(&world, |_| {}).await;
+    let (home, url) = (in_process.home.clone(), in_process.url.clone());
+    let consumer = start(&world, "sme-south", vec![], "sme").await;
+    let contract = consumer.connector.negotiate(&url, "telemetry_quality", "quality-analysis", Duration::from_secs(5)).await.unwrap();
+    in_process.stop().await;
+
+    let mut child = spawn_provider(&home);
+    wait_healthy(&url).await;
+    // Four clients query without pause; the provider is killed while their
+    // queries are in flight.
+    let receipts = Arc::new(Mutex::new(Vec::new()));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (c, id, receipts) = (Arc::clone(&consumer.connector), contract.id.clone(), Arc::clone(&receipts));
+            tokio::spawn(async move {
+                let sql = "SELECT site, count(*) FROM telemetry GROUP BY site";
+                while let Ok(answer) = c.query_remote(&id, sql, AnswerFormat::Arrow).await {
+                    receipts.lock().unwrap().push(answer.receipt.payload().clone());
+                }
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    while receipts.lock().unwrap().len() < 40 && started.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    child.kill().unwrap(); // SIGKILL, with queries in flight
+    let _ = child.wait();
+    for client in clients {
+        client.await.unwrap();
+    }
+    let receipts = receipts.lock().unwrap().clone();
+    assert!(receipts.len() >= 40, "only {} queries were answered", receipts.len());
+
+    let report = verify_home(&home).unwrap();
+    assert!(report.first_broken.is_none(), "{report}");
+    {
+        let store = SledAuditStore::open(&home.join("audit")).unwrap();
+        for receipt in &receipts {
+            let record = store.get(receipt.audit_seq).unwrap().expect("an answered query lost its record");
+            assert_eq!(record.hash, receipt.audit_hash);
+            assert_eq!(record.agreement.as_deref(), Some(contract.id.as_str()));
+        }
+    }
+
+    // It restarts on the same stores and answers again.
+    let mut child = spawn_provider(&home);
+    wait_healthy(&url).await;
+    consumer.connector.query_remote(&contract.id, "SELECT count(*) FROM telemetry", AnswerFormat::Arrow).await.unwrap();
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert!(verify_home(&home).unwrap().first_broken.is_none());
+    consumer.stop().await;
+}

@@ -1,0 +1,142 @@
+//! Shared set-up of the cross-crate tests: an authority, and participants
+//! whose connectors run with real sled stores in temporary homes and real
+//! HTTP servers on loopback (port 0).
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use connector::client::HttpClient;
+use connector::home::{InitOptions, admin_token, init};
+use connector::service::Connector;
+use hyper::Method;
+use policy::credential::{Attributes, Authority, Membership};
+use policy::keys::{KeyPair, PublicKey};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+pub const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/redteam");
+
+pub fn shared(file: &str) -> PathBuf {
+    Path::new(SHARED).join(file)
+}
+
+pub struct World {
+    pub authority: Authority,
+    pub dir: tempfile::TempDir,
+}
+
+impl World {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let authority = Authority::new("authority", KeyPair::generate().unwrap());
+        let json = serde_json::to_string(&authority.trusted()).unwrap();
+        std::fs::write(dir.path().join("authority.json"), json).unwrap();
+        Self { authority, dir }
+    }
+
+    pub fn authority_file(&self) -> PathBuf {
+        self.dir.path().join("authority.json")
+    }
+
+    /// Creates a participant home with a credential; returns the home.
+    pub fn home(&self, id: &str, listen: &str, roots: Vec<PathBuf>, role: &str) -> PathBuf {
+        let home = self.dir.path().join(id);
+        init(
+            &home,
+            &InitOptions {
+                id: id.to_owned(),
+                authority_file: self.authority_file(),
+                data_roots: roots,
+                listen: Some(listen.to_owned()),
+                catalog_url: None,
+            },
+        )
+        .unwrap();
+        let public = PublicKey::load_jwk(&home.join("keys/public.jwk.json")).unwrap();
+        let mut attributes = Attributes::default();
+        attributes.set("role", role).unwrap();
+        attributes.set("sme", "true").unwrap();
+        let member = Membership { participant_id: id.to_owned(), name: id.to_owned(), public_key: public, attributes };
+        let credential = self.authority.issue(&member, chrono::Utc::now().timestamp(), 3600).unwrap();
+        std::fs::write(home.join("credential.jws"), credential).unwrap();
+        home
+    }
+}
+
+pub struct Running {
+    pub connector: Arc<Connector>,
+    pub url: String,
+    pub home: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops the server and releases the stores.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        let connector = Arc::try_unwrap(self.connector).ok().expect("the connector is still shared");
+        connector.close().await;
+    }
+
+    pub async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let token = admin_token(&self.home).unwrap();
+        let auth = format!("Bearer {token}");
+        let reply = HttpClient::new()
+            .send(method, &format!("{}{path}", self.url), &[("authorization", auth.as_str())], body.map(|b| b.to_string().into_bytes()))
+            .await
+            .unwrap();
+        let value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
+        (reply.status.as_u16(), value)
+    }
+}
+
+/// Starts a participant's connector on a free loopback port.
+pub async fn start(world: &World, id: &str, roots: Vec<PathBuf>, role: &str) -> Running {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let home = world.home(id, &addr.to_string(), roots, role);
+    serve_home(home, listener).await
+}
+
+pub async fn serve_home(home: PathBuf, listener: tokio::net::TcpListener) -> Running {
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let connector = Arc::new(Connector::open(&home).unwrap());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let served = Arc::clone(&connector);
+    let task = tokio::spawn(async move {
+        let _ = connector::server::serve(served, listener, async {
+            let _ = stopped.await;
+        })
+        .await;
+    });
+    Running { connector, url, home, stop: Some(stop), task: Some(task) }
+}
+
+/// A provider `platform-north` holding the red-team fixture, offered as
+/// `telemetry_quality` under the shared policy (with `edit` applied).
+pub async fn provider(world: &World, edit: impl FnOnce(&mut Value)) -> Running {
+    let data = world.dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::copy(shared("telemetry.csv"), data.join("telemetry.csv")).unwrap();
+    let running = start(world, "platform-north", vec![data.clone()], "platform").await;
+    let (status, body) = running
+        .admin(Method::POST, "/admin/datasets", Some(json!({ "id": "telemetry", "path": data.join("telemetry.csv") })))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["rows"], 897);
+    let mut policy: Value = serde_json::from_str(&std::fs::read_to_string(shared("telemetry.policy.json")).unwrap()).unwrap();
+    edit(&mut policy);
+    let (status, body) = running
+        .admin(Method::POST, "/admin/offers", Some(json!({ "id": "telemetry_quality", "dataset": "telemetry", "policy": policy })))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    running
+}
