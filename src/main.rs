@@ -9,6 +9,10 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cmd::Cli::parse();
+    // Logs go to stderr; `RUST_LOG` overrides the default level.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,connector=info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     match cli.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

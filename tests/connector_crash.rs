@@ -95,3 +95,41 @@ async fn killed_provider_keeps_every_answered_query_in_its_chain() {
     assert!(verify_home(&home).unwrap().first_broken.is_none());
     consumer.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_audit_store_is_detected_and_named() {
+    let world = World::new();
+    let running = provider(&world, |_| {}).await;
+    let home = running.home.clone();
+    let consumer = start(&world, "sme-south", vec![], "sme").await;
+    let contract = consumer.connector.negotiate(&running.url, "telemetry_quality", "quality-analysis", Duration::from_secs(5)).await.unwrap();
+    consumer.connector.query_remote(&contract.id, "SELECT count(*) FROM telemetry", AnswerFormat::Arrow).await.unwrap();
+    consumer.stop().await;
+    running.stop().await;
+    assert!(verify_home(&home).unwrap().first_broken.is_none());
+
+    // Edit one stored record the way an intruder with disk access would:
+    // make the answered query look like it returned fewer rows.
+    let target = {
+        let db = sled::open(home.join("audit")).unwrap();
+        let tree = db.open_tree(connector::audit::AUDIT_TREE).unwrap();
+        let (key, value) = tree
+            .iter()
+            .map(Result::unwrap)
+            .find(|(_, v)| String::from_utf8_lossy(v).contains("query_answered"))
+            .unwrap();
+        let seq = u64::from_be_bytes(key.as_ref().try_into().unwrap());
+        let mut record: serde_json::Value = serde_json::from_slice(&value).unwrap();
+        record["rows"] = serde_json::json!(0);
+        tree.insert(key, serde_json::to_vec(&record).unwrap()).unwrap();
+        db.flush().unwrap();
+        seq
+    };
+    let report = verify_home(&home).unwrap();
+    let broken = report.first_broken.clone().expect("the edit went unnoticed");
+    assert_eq!(broken.seq, target, "{report}");
+    // `dataspace audit verify` says so and fails.
+    let out = Command::new(env!("CARGO_BIN_EXE_dataspace")).args(["audit", "verify", "--home"]).arg(&home).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("{target}")), "{}", String::from_utf8_lossy(&out.stdout));
+}

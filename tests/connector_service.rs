@@ -114,6 +114,15 @@ async fn concurrent_queries_never_overspend_the_quota() {
     }
     assert_eq!((answered, quota), (20, 12));
     assert_eq!(provider.connector.queries_used(&contract.id).unwrap(), 20);
+
+    // The charges survive a restart: they are rebuilt from the audit log.
+    let home = provider.home.clone();
+    let listen = connector::config::ConnectorConfig::load(&home).unwrap().listen;
+    provider.stop().await;
+    let provider = support::serve_home(home, tokio::net::TcpListener::bind(&listen).await.unwrap()).await;
+    assert_eq!(provider.connector.queries_used(&contract.id).unwrap(), 20);
+    let again = consumer.connector.query_remote(&contract.id, "SELECT count(*) FROM telemetry", AnswerFormat::Arrow).await;
+    assert!(again.unwrap_err().to_string().contains("quota"));
     consumer.stop().await;
     provider.stop().await;
 }

@@ -45,8 +45,8 @@ impl Reply {
 pub fn peer_error(status: StatusCode, body: &serde_json::Value) -> Error {
     let message = body.get("error").and_then(|e| e.as_str()).unwrap_or("no message").to_owned();
     match body.get("rule").and_then(|r| r.as_str()) {
-        Some(rule) => Error::Peer(format!("{status}: {message} (rule `{rule}`)")),
-        None => Error::Peer(format!("{status}: {message}")),
+        Some(rule) if !message.contains(rule) => Error::Peer(format!("{status}: {message} (rule `{rule}`)")),
+        _ => Error::Peer(format!("{status}: {message}")),
     }
 }
 

@@ -3,6 +3,7 @@
 //! enforced; executed under limits; answer encoded; receipt signed; audit
 //! record durable before the reply.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,14 +15,13 @@ use policy::token::VerifiedCaller;
 use serde::{Deserialize, Serialize};
 
 use crate::answer::{AnswerFormat, to_arrow_stream, to_json_rows};
-use crate::audit::{AuditEntry, RecordKind};
+use crate::audit::{AuditEntry, AuditStore, RecordKind};
 use crate::datasets::DatasetRegistry;
 use crate::engine::{ExecutionLimits, GovernedEngine};
 use crate::negotiation::{NegotiationState, Negotiations};
 use crate::service::{Connector, now};
 use crate::{Error, Result};
 
-const QUOTA_TREE: &str = "quota";
 
 /// A consumer's query.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -116,25 +116,30 @@ impl Connector {
         Ok(engine)
     }
 
-    /// Charges one query to the agreement, atomically; refuses past `max`.
-    fn charge_query(&self, agreement: &str, max: Option<u64>) -> Result<u64> {
-        let bytes = self.store.update(QUOTA_TREE, agreement.as_bytes(), &mut |old| {
-            let used = old.and_then(|b| <[u8; 8]>::try_from(b).ok()).map_or(0, u64::from_be_bytes);
-            if max.is_some_and(|m| used >= m) {
-                return Err(Refusal::new(Rule::Quota, format!("the agreement's quota of {} queries is used up", max.unwrap_or(0))).into());
+    /// Charges one query to the agreement, atomically (concurrent queries
+    /// can never overspend); refuses past `max`. The charge is durable in the
+    /// audit log (a `quota_charged` record, group-committed) before the query
+    /// runs, and the counters are rebuilt from those records at start-up.
+    async fn charge_query(&self, base: &AuditEntry, agreement: &str, max: Option<u64>) -> Result<u64> {
+        let used = {
+            let mut quota = self.quota.lock().map_err(|_| Error::Storage("the quota lock is poisoned".into()))?;
+            let used = quota.entry(agreement.to_owned()).or_insert(0);
+            if let Some(max) = max.filter(|m| *used >= *m) {
+                return Err(Refusal::new(Rule::Quota, format!("the agreement's quota of {max} queries is used up")).into());
             }
-            Ok((used + 1).to_be_bytes().to_vec())
-        })?;
-        Ok(<[u8; 8]>::try_from(bytes.as_slice()).map_or(0, u64::from_be_bytes))
+            *used += 1;
+            *used
+        };
+        let limit = max.map_or_else(|| "unlimited".to_owned(), |m| m.to_string());
+        self.record(retitle(base.clone(), RecordKind::QuotaCharged).with_decision("charged").with_detail(format!("query {used} of {limit}")))
+            .await?;
+        Ok(used)
     }
 
     /// Queries charged to an agreement so far.
     pub fn queries_used(&self, agreement: &str) -> Result<u64> {
-        Ok(self
-            .store
-            .get(QUOTA_TREE, agreement.as_bytes())?
-            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
-            .map_or(0, u64::from_be_bytes))
+        let quota = self.quota.lock().map_err(|_| Error::Storage("the quota lock is poisoned".into()))?;
+        Ok(quota.get(agreement).copied().unwrap_or(0))
     }
 
     /// Runs a governed query for `caller`. Every outcome is audited.
@@ -151,7 +156,7 @@ impl Connector {
             .with_dataset(agreement.dataset.clone())
             .with_agreement(agreement.id.clone())
             .with_purpose(agreement.purpose.clone());
-        if let Err(e) = self.charge_query(&agreement.id, agreement.policy.payload().max_queries()) {
+        if let Err(e) = self.charge_query(&base, &agreement.id, agreement.policy.payload().max_queries()).await {
             return Err(self.audit_refusal(base, e, started).await);
         }
         let answer = match engine.query(&request.sql, Utc::now()).await {
@@ -188,6 +193,7 @@ impl Connector {
             audit_hash: record.hash.clone(),
         };
         let receipt = SignedDocument::sign(receipt, DocumentKind::Receipt, &self.key)?;
+        tracing::info!(agreement = %agreement.id, consumer = %caller.participant_id, rows, audit_seq = record.seq, "query answered");
         Ok(QueryAnswer { body, format: request.format, rows, receipt: receipt.jws().to_owned() })
     }
 
@@ -199,6 +205,7 @@ impl Connector {
             Error::Execution { id } => retitle(base, RecordKind::QueryFailed).with_decision("failed".to_owned()).with_detail(format!("error id {id}")),
             other => base.with_decision("refused".to_owned()).with_detail(other.to_string()),
         };
+        tracing::info!(consumer = %entry.counterparty.as_deref().unwrap_or("?"), decision = ?entry.decision, rule = ?entry.rule, "query not answered");
         match self.record(entry.with_duration_ms(elapsed_ms(started))).await {
             Ok(_) => error,
             Err(audit_error) => audit_error,
@@ -223,6 +230,24 @@ impl Connector {
             },
         })
     }
+}
+
+/// Queries charged per agreement, counted from the `quota_charged` records
+/// of an audit log.
+pub fn charges_in(store: &dyn AuditStore) -> Result<HashMap<String, u64>> {
+    let mut charges = HashMap::new();
+    let mut from = 0;
+    loop {
+        let chunk = store.range(from, 10_000).map_err(|e| Error::Storage(e.to_string()))?;
+        let Some(last) = chunk.last() else { break };
+        from = last.seq + 1;
+        for record in &chunk {
+            if let (RecordKind::QuotaCharged, Some(agreement)) = (record.kind, &record.agreement) {
+                *charges.entry(agreement.clone()).or_insert(0) += 1;
+            }
+        }
+    }
+    Ok(charges)
 }
 
 /// The entry with another kind.

@@ -50,6 +50,8 @@ pub struct Connector {
     pub(crate) verifier: TokenVerifier,
     pub(crate) audit: Arc<AuditLog>,
     pub(crate) engines: Mutex<HashMap<String, Arc<GovernedEngine>>>,
+    /// Queries charged per agreement, rebuilt from the audit log at start.
+    pub(crate) quota: Mutex<HashMap<String, u64>>,
     admin_token_hash: String,
 }
 
@@ -70,6 +72,7 @@ impl Connector {
         }
         let mut verifier = TokenVerifier::new(parts.authority, parts.config.id.clone(), Arc::new(InMemoryReplayGuard::new()));
         verifier.skew_secs = parts.config.clock_skew_secs;
+        let quota = Mutex::new(crate::query::charges_in(parts.audit.store().as_ref())?);
         Ok(Self {
             config: parts.config,
             store: parts.store,
@@ -78,6 +81,7 @@ impl Connector {
             verifier,
             audit: parts.audit,
             engines: Mutex::new(HashMap::new()),
+            quota,
             admin_token_hash: parts.admin_token_hash,
         })
     }

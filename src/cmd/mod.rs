@@ -1,6 +1,7 @@
 //! Command-line interface: the top-level commands and what they share.
 
 mod authority;
+mod catalog;
 mod participant;
 mod keys;
 mod policy;
@@ -32,6 +33,9 @@ enum Command {
     /// Sign and verify usage policies.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Run, search and browse the shared catalog.
+    #[command(subcommand)]
+    Catalog(catalog::CatalogCommand),
     /// Create a connector's home folder: keys, configuration, admin token.
     Init(participant::InitArgs),
     /// Run a connector.
@@ -62,6 +66,7 @@ impl Cli {
             Command::Keygen(args) => keys::keygen(&args),
             Command::Authority(command) => command.run(),
             Command::Policy(command) => command.run(),
+            Command::Catalog(command) => command.run(),
             Command::Init(args) => participant::run_init(&args),
             Command::Connector(command) => command.run(),
             Command::Dataset(command) => command.run(),

@@ -291,7 +291,18 @@ impl AgreementCommand {
                 Self::Reject(i) => (&i.home, Method::POST, format!("/admin/negotiations/{}/reject", i.id)),
                 Self::Revoke(i) => (&i.home, Method::POST, format!("/admin/agreements/{}/revoke", i.id)),
             };
-            print_json(&Owner::of(home)?.call(method, &path, None).await?);
+            let answer = Owner::of(home)?.call(method, &path, None).await?;
+            let list = match answer.get("negotiations").and_then(Value::as_array) {
+                Some(all) => all.clone(),
+                None => vec![answer],
+            };
+            for n in &list {
+                let reason = n["reason"].as_str().map(|r| format!("  ({r})")).unwrap_or_default();
+                println!("{}  {}{reason}", n["id"].as_str().unwrap_or("?"), n["state"].as_str().unwrap_or("?"));
+            }
+            if list.is_empty() {
+                println!("no negotiations yet");
+            }
             Ok(())
         })
     }
