@@ -2,6 +2,8 @@
 //! a restart its audit chain verifies and every query that got a 200 (and a
 //! receipt) has its record, with the hash the receipt names.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod support;
 
 use std::process::{Child, Command, Stdio};

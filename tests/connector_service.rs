@@ -3,6 +3,8 @@
 //! refused), revoke, quotas under concurrency, hostile tokens and agreements,
 //! and the audit chain.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod support;
 
 use std::sync::Arc;

@@ -1,6 +1,8 @@
 //! The `dataspace policy test` and `policy check` commands, run as a user
 //! would, on the shared red-team fixture.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 

@@ -82,10 +82,10 @@ pub fn resolve_under_roots(path: &Path, roots: &[PathBuf]) -> Result<PathBuf> {
         reason: format!("`{}`: {e}", path.display()),
     })?;
     for root in roots {
-        if let Ok(root) = root.canonicalize() {
-            if canonical.starts_with(&root) {
-                return Ok(canonical);
-            }
+        if let Ok(root) = root.canonicalize()
+            && canonical.starts_with(&root)
+        {
+            return Ok(canonical);
         }
     }
     Err(outside())

@@ -126,13 +126,13 @@ impl GovernedEngine {
             }
         };
         let rows = batches.iter().map(RecordBatch::num_rows).sum();
-        if let Some(max) = enforced.max_rows {
-            if u64::try_from(rows).unwrap_or(u64::MAX) > max {
-                return Err(Error::Refused(Refusal::new(
-                    Rule::RowLimit,
-                    format!("the result has more than {max} rows, the most the policy allows per query; no rows are returned"),
-                )));
-            }
+        if let Some(max) = enforced.max_rows
+            && u64::try_from(rows).unwrap_or(u64::MAX) > max
+        {
+            return Err(Error::Refused(Refusal::new(
+                Rule::RowLimit,
+                format!("the result has more than {max} rows, the most the policy allows per query; no rows are returned"),
+            )));
         }
         Ok(Answer { batches, rows })
     }

@@ -2,7 +2,7 @@
 //! whose connectors run with real sled stores in temporary homes and real
 //! HTTP servers on loopback (port 0).
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
