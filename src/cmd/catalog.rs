@@ -124,7 +124,8 @@ fn serve(args: &ServeArgs) -> Result<()> {
         config.listen.clone_from(listen);
     }
     if let Some(path) = &args.authority_key {
-        let absolute = std::path::absolute(path).with_context(|| format!("`{}`", path.display()))?;
+        let absolute =
+            std::path::absolute(path).with_context(|| format!("`{}`", path.display()))?;
         config.authority_key = Some(absolute);
     }
     if let Some(id) = &args.authority_id {
@@ -180,7 +181,12 @@ fn print_page(page: &SearchPage) {
     let shown = page.hits.len();
     match shown {
         0 => println!("{} datasets found; none on this page", page.total),
-        _ => println!("{} datasets found; {} to {}:", page.total, page.offset + 1, page.offset + shown),
+        _ => println!(
+            "{} datasets found; {} to {}:",
+            page.total,
+            page.offset + 1,
+            page.offset + shown
+        ),
     }
     for hit in &page.hits {
         let access: Vec<&str> = hit.access.iter().map(|a| access_name(*a)).collect();
@@ -223,10 +229,20 @@ fn print_dataset(published: &PublishedDataset, key_id: &str) {
     }
     println!("sector: {}", d.sector.as_deref().unwrap_or("-"));
     println!("keywords: {}", d.keywords.join(", "));
-    println!("rows: {}; updated {}; endpoint {}", d.row_count, d.updated_at.to_rfc3339(), d.endpoint);
+    println!(
+        "rows: {}; updated {}; endpoint {}",
+        d.row_count,
+        d.updated_at.to_rfc3339(),
+        d.endpoint
+    );
     println!("columns:");
     for column in &d.columns {
-        println!("  {} {} ({})", column.name, column.data_type, column.class.as_str());
+        println!(
+            "  {} {} ({})",
+            column.name,
+            column.data_type,
+            column.class.as_str()
+        );
     }
     println!("offers:");
     for offer in &d.offers {
@@ -234,7 +250,12 @@ fn print_dataset(published: &PublishedDataset, key_id: &str) {
         let thresholds = policy
             .aggregation
             .as_ref()
-            .map(|a| format!("; at least {} rows and {} entities per group", a.min_rows, a.min_entities))
+            .map(|a| {
+                format!(
+                    "; at least {} rows and {} entities per group",
+                    a.min_rows, a.min_entities
+                )
+            })
             .unwrap_or_default();
         println!(
             "  {} (policy {}, {}): purposes {}; access {}{thresholds}; valid {} to {}",

@@ -25,6 +25,8 @@ pub fn shared(file: &str) -> PathBuf {
 pub struct World {
     pub authority: Authority,
     pub dir: tempfile::TempDir,
+    /// The catalog new participants publish to.
+    pub catalog_url: std::sync::Mutex<Option<String>>,
 }
 
 impl World {
@@ -33,7 +35,7 @@ impl World {
         let authority = Authority::new("authority", KeyPair::generate().unwrap());
         let json = serde_json::to_string(&authority.trusted()).unwrap();
         std::fs::write(dir.path().join("authority.json"), json).unwrap();
-        Self { authority, dir }
+        Self { authority, dir, catalog_url: std::sync::Mutex::new(None) }
     }
 
     pub fn authority_file(&self) -> PathBuf {
@@ -50,7 +52,7 @@ impl World {
                 authority_file: self.authority_file(),
                 data_roots: roots,
                 listen: Some(listen.to_owned()),
-                catalog_url: None,
+                catalog_url: self.catalog_url.lock().unwrap().clone(),
             },
         )
         .unwrap();

@@ -141,12 +141,14 @@ async fn datasets(State(c): State<Arc<Connector>>, _: Admin) -> Api<ApiJson<Valu
 }
 
 async fn register_dataset(State(c): State<Arc<Connector>>, _: Admin, ApiJson(spec): ApiJson<DatasetSpec>) -> Api<Response> {
-    let dataset = c.register_dataset(spec).await?;
-    Ok((StatusCode::CREATED, ApiJson(json!(dataset))).into_response())
+    let (dataset, publication_error) = c.register_and_publish(spec).await?;
+    let mut body = json!(dataset);
+    body["publication_error"] = json!(publication_error);
+    Ok((StatusCode::CREATED, ApiJson(body)).into_response())
 }
 
 async fn remove_dataset(State(c): State<Arc<Connector>>, _: Admin, Path(id): Path<String>) -> Api<StatusCode> {
-    c.remove_dataset(&id)?;
+    c.remove_and_withdraw(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -160,8 +162,9 @@ struct OfferBody {
 
 async fn create_offer(State(c): State<Arc<Connector>>, _: Admin, ApiJson(body): ApiJson<OfferBody>) -> Api<Response> {
     let policy = policy::model::UsagePolicy::from_json_str(&body.policy.to_string()).map_err(crate::Error::from)?;
-    let offer = c.create_offer(&body.id, &body.dataset, policy).await?;
-    Ok((StatusCode::CREATED, ApiJson(json!({ "id": offer.payload().id, "offer": offer.jws() }))).into_response())
+    let (offer, publication_error) = c.offer_and_publish(&body.id, &body.dataset, policy).await?;
+    let answer = json!({ "id": offer.payload().id, "offer": offer.jws(), "publication_error": publication_error });
+    Ok((StatusCode::CREATED, ApiJson(answer)).into_response())
 }
 
 async fn negotiations(State(c): State<Arc<Connector>>, _: Admin) -> Api<ApiJson<Value>> {
