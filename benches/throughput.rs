@@ -18,12 +18,18 @@ use hyper::Method;
 use serde_json::json;
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(run());
 }
 
 async fn run() {
-    let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
+    let seconds: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
     let clients = 16;
     let world = support::World::new();
     let provider = support::provider(&world, |p| {
@@ -33,7 +39,12 @@ async fn run() {
     let consumer = support::start(&world, "sme-south", vec![], "sme").await;
     let contract = consumer
         .connector
-        .negotiate(&provider.url, "telemetry_quality", "quality-analysis", Duration::from_secs(5))
+        .negotiate(
+            &provider.url,
+            "telemetry_quality",
+            "quality-analysis",
+            Duration::from_secs(5),
+        )
         .await
         .unwrap();
     let body = json!({ "agreement": contract.agreement.jws(), "sql": "SELECT site, avg(temperature) AS t FROM telemetry GROUP BY site" });
@@ -44,15 +55,31 @@ async fn run() {
     let mut latencies = Vec::new();
     let tasks: Vec<_> = (0..clients)
         .map(|_| {
-            let peer = PeerClient::new("sme-south", consumer.connector.credential(), Arc::new(clone_key(&consumer.home)));
-            let (url, body, answered, failed) = (url.clone(), body.clone(), Arc::clone(&answered), Arc::clone(&failed));
+            let peer = PeerClient::new(
+                "sme-south",
+                consumer.connector.credential(),
+                Arc::new(clone_key(&consumer.home)),
+            );
+            let (url, body, answered, failed) = (
+                url.clone(),
+                body.clone(),
+                Arc::clone(&answered),
+                Arc::clone(&failed),
+            );
             tokio::spawn(async move {
                 let mut mine = Vec::new();
                 while Instant::now() < deadline {
                     let start = Instant::now();
-                    let reply = peer.call(Method::POST, &url, "platform-north", Some(&body)).await.unwrap();
+                    let reply = peer
+                        .call(Method::POST, &url, "platform-north", Some(&body))
+                        .await
+                        .unwrap();
                     mine.push(start.elapsed());
-                    if reply.status == 200 { answered.fetch_add(1, Ordering::Relaxed) } else { failed.fetch_add(1, Ordering::Relaxed) };
+                    if reply.status == 200 {
+                        answered.fetch_add(1, Ordering::Relaxed)
+                    } else {
+                        failed.fetch_add(1, Ordering::Relaxed)
+                    };
                 }
                 mine
             })
@@ -64,10 +91,17 @@ async fn run() {
     latencies.sort();
     let n = answered.load(Ordering::Relaxed);
     let p = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize].as_secs_f64() * 1000.0;
-    println!("governed small aggregate queries over loopback HTTP, {clients} clients, {seconds} s:");
+    println!(
+        "governed small aggregate queries over loopback HTTP, {clients} clients, {seconds} s:"
+    );
     println!("  answered {n}, failed {}", failed.load(Ordering::Relaxed));
     println!("  throughput {:.0} queries/s", n as f64 / seconds as f64);
-    println!("  latency p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms", p(0.5), p(0.95), p(0.99));
+    println!(
+        "  latency p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms",
+        p(0.5),
+        p(0.95),
+        p(0.99)
+    );
     consumer.stop().await;
     provider.stop().await;
 }

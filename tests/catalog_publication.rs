@@ -21,15 +21,23 @@ async fn catalog(world: &World) -> (RunningCatalog, CatalogClient) {
     let home = world.dir.path().join("catalog");
     std::fs::create_dir_all(&home).unwrap();
     std::fs::copy(world.authority_file(), home.join("authority.json")).unwrap();
-    let config = CatalogConfig { authority_key: Some("authority.json".into()), ..CatalogConfig::default() };
+    let config = CatalogConfig {
+        authority_key: Some("authority.json".into()),
+        ..CatalogConfig::default()
+    };
     let opened = open_catalog(&home, &config).unwrap();
-    let running = RunningCatalog::start(Arc::new(opened), "127.0.0.1:0", config.max_body_bytes).await.unwrap();
+    let running = RunningCatalog::start(Arc::new(opened), "127.0.0.1:0", config.max_body_bytes)
+        .await
+        .unwrap();
     let client = CatalogClient::new(&running.url()).unwrap();
     (running, client)
 }
 
 fn words(q: &str) -> SearchQuery {
-    SearchQuery { q: Some(q.to_owned()), ..SearchQuery::default() }
+    SearchQuery {
+        q: Some(q.to_owned()),
+        ..SearchQuery::default()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -42,24 +50,49 @@ async fn offers_are_published_found_contracted_and_withdrawn() {
     let page = client.search(&words("telemetry")).await.unwrap();
     assert_eq!(page.total, 1, "{page:?}");
     let hit = &page.hits[0];
-    assert_eq!((hit.provider.as_str(), hit.id.as_str()), ("platform-north", "telemetry"));
+    assert_eq!(
+        (hit.provider.as_str(), hit.id.as_str()),
+        ("platform-north", "telemetry")
+    );
     assert_eq!(hit.purposes, vec!["quality-analysis".to_owned()]);
 
     let shown = client.show("platform-north", "telemetry").await.unwrap();
     let description = shown.verify().unwrap();
     let d = description.payload();
-    assert!(d.columns.iter().all(|c| c.name != "operator_name"), "denied columns stay unlisted");
+    assert!(
+        d.columns.iter().all(|c| c.name != "operator_name"),
+        "denied columns stay unlisted"
+    );
     assert!(d.columns.iter().any(|c| c.name == "temperature"));
     assert_eq!(d.row_count, 897);
     let offer = d.offers[0].payload().clone();
 
     // The consumer contracts at the endpoint the catalog names.
     let consumer = start(&world, "sme-south", vec![], "sme").await;
-    let contract = consumer.connector.negotiate(&offer.endpoint, &offer.id, "quality-analysis", Duration::from_secs(5)).await.unwrap();
-    consumer.connector.query_remote(&contract.id, "SELECT count(*) FROM telemetry", AnswerFormat::Arrow).await.unwrap();
+    let contract = consumer
+        .connector
+        .negotiate(
+            &offer.endpoint,
+            &offer.id,
+            "quality-analysis",
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    consumer
+        .connector
+        .query_remote(
+            &contract.id,
+            "SELECT count(*) FROM telemetry",
+            AnswerFormat::Arrow,
+        )
+        .await
+        .unwrap();
 
     // Removing the dataset withdraws it from the catalog.
-    let (status, _) = provider.admin(Method::DELETE, "/admin/datasets/telemetry", None).await;
+    let (status, _) = provider
+        .admin(Method::DELETE, "/admin/datasets/telemetry", None)
+        .await;
     assert_eq!(status, 204);
     assert_eq!(client.search(&words("telemetry")).await.unwrap().total, 0);
 

@@ -30,7 +30,10 @@ async fn wait_healthy(url: &str) {
     let http = HttpClient::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        if let Ok(reply) = http.send(Method::GET, &format!("{url}/healthz"), &[], None).await {
+        if let Ok(reply) = http
+            .send(Method::GET, &format!("{url}/healthz"), &[], None)
+            .await
+        {
             if reply.status == 200 {
                 return;
             }
@@ -46,7 +49,16 @@ async fn killed_provider_keeps_every_answered_query_in_its_chain() {
     let in_process = provider(&world, |_| {}).await;
     let (home, url) = (in_process.home.clone(), in_process.url.clone());
     let consumer = start(&world, "sme-south", vec![], "sme").await;
-    let contract = consumer.connector.negotiate(&url, "telemetry_quality", "quality-analysis", Duration::from_secs(5)).await.unwrap();
+    let contract = consumer
+        .connector
+        .negotiate(
+            &url,
+            "telemetry_quality",
+            "quality-analysis",
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
     in_process.stop().await;
 
     let mut child = spawn_provider(&home);
@@ -56,11 +68,18 @@ async fn killed_provider_keeps_every_answered_query_in_its_chain() {
     let receipts = Arc::new(Mutex::new(Vec::new()));
     let clients: Vec<_> = (0..4)
         .map(|_| {
-            let (c, id, receipts) = (Arc::clone(&consumer.connector), contract.id.clone(), Arc::clone(&receipts));
+            let (c, id, receipts) = (
+                Arc::clone(&consumer.connector),
+                contract.id.clone(),
+                Arc::clone(&receipts),
+            );
             tokio::spawn(async move {
                 let sql = "SELECT site, count(*) FROM telemetry GROUP BY site";
                 while let Ok(answer) = c.query_remote(&id, sql, AnswerFormat::Arrow).await {
-                    receipts.lock().unwrap().push(answer.receipt.payload().clone());
+                    receipts
+                        .lock()
+                        .unwrap()
+                        .push(answer.receipt.payload().clone());
                 }
             })
         })
@@ -75,14 +94,21 @@ async fn killed_provider_keeps_every_answered_query_in_its_chain() {
         client.await.unwrap();
     }
     let receipts = receipts.lock().unwrap().clone();
-    assert!(receipts.len() >= 40, "only {} queries were answered", receipts.len());
+    assert!(
+        receipts.len() >= 40,
+        "only {} queries were answered",
+        receipts.len()
+    );
 
     let report = verify_home(&home).unwrap();
     assert!(report.first_broken.is_none(), "{report}");
     {
         let store = SledAuditStore::open(&home.join("audit")).unwrap();
         for receipt in &receipts {
-            let record = store.get(receipt.audit_seq).unwrap().expect("an answered query lost its record");
+            let record = store
+                .get(receipt.audit_seq)
+                .unwrap()
+                .expect("an answered query lost its record");
             assert_eq!(record.hash, receipt.audit_hash);
             assert_eq!(record.agreement.as_deref(), Some(contract.id.as_str()));
         }
@@ -91,7 +117,15 @@ async fn killed_provider_keeps_every_answered_query_in_its_chain() {
     // It restarts on the same stores and answers again.
     let mut child = spawn_provider(&home);
     wait_healthy(&url).await;
-    consumer.connector.query_remote(&contract.id, "SELECT count(*) FROM telemetry", AnswerFormat::Arrow).await.unwrap();
+    consumer
+        .connector
+        .query_remote(
+            &contract.id,
+            "SELECT count(*) FROM telemetry",
+            AnswerFormat::Arrow,
+        )
+        .await
+        .unwrap();
     child.kill().unwrap();
     let _ = child.wait();
     assert!(verify_home(&home).unwrap().first_broken.is_none());
@@ -104,8 +138,25 @@ async fn a_tampered_audit_store_is_detected_and_named() {
     let running = provider(&world, |_| {}).await;
     let home = running.home.clone();
     let consumer = start(&world, "sme-south", vec![], "sme").await;
-    let contract = consumer.connector.negotiate(&running.url, "telemetry_quality", "quality-analysis", Duration::from_secs(5)).await.unwrap();
-    consumer.connector.query_remote(&contract.id, "SELECT count(*) FROM telemetry", AnswerFormat::Arrow).await.unwrap();
+    let contract = consumer
+        .connector
+        .negotiate(
+            &running.url,
+            "telemetry_quality",
+            "quality-analysis",
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    consumer
+        .connector
+        .query_remote(
+            &contract.id,
+            "SELECT count(*) FROM telemetry",
+            AnswerFormat::Arrow,
+        )
+        .await
+        .unwrap();
     consumer.stop().await;
     running.stop().await;
     assert!(verify_home(&home).unwrap().first_broken.is_none());
@@ -123,15 +174,27 @@ async fn a_tampered_audit_store_is_detected_and_named() {
         let seq = u64::from_be_bytes(key.as_ref().try_into().unwrap());
         let mut record: serde_json::Value = serde_json::from_slice(&value).unwrap();
         record["rows"] = serde_json::json!(0);
-        tree.insert(key, serde_json::to_vec(&record).unwrap()).unwrap();
+        tree.insert(key, serde_json::to_vec(&record).unwrap())
+            .unwrap();
         db.flush().unwrap();
         seq
     };
     let report = verify_home(&home).unwrap();
-    let broken = report.first_broken.clone().expect("the edit went unnoticed");
+    let broken = report
+        .first_broken
+        .clone()
+        .expect("the edit went unnoticed");
     assert_eq!(broken.seq, target, "{report}");
     // `dataspace audit verify` says so and fails.
-    let out = Command::new(env!("CARGO_BIN_EXE_dataspace")).args(["audit", "verify", "--home"]).arg(&home).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_dataspace"))
+        .args(["audit", "verify", "--home"])
+        .arg(&home)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("{target}")), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("{target}")),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }

@@ -10,10 +10,10 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use connector::Error;
 use connector::answer::{AnswerFormat, from_arrow_stream};
 use connector::casefile::compare_results;
 use connector::client::HttpClient;
-use connector::Error;
 use datafusion::prelude::{CsvReadOptions, SessionContext};
 use hyper::Method;
 use policy::token::issue_request_token;
@@ -25,7 +25,13 @@ const PURPOSE: &str = "quality-analysis";
 
 async fn raw(sql: &str) -> Vec<datafusion::arrow::record_batch::RecordBatch> {
     let ctx = SessionContext::new();
-    ctx.register_csv("telemetry", shared("telemetry.csv").to_str().unwrap(), CsvReadOptions::new()).await.unwrap();
+    ctx.register_csv(
+        "telemetry",
+        shared("telemetry.csv").to_str().unwrap(),
+        CsvReadOptions::new(),
+    )
+    .await
+    .unwrap();
     ctx.sql(sql).await.unwrap().collect().await.unwrap()
 }
 
@@ -40,15 +46,26 @@ async fn negotiate_query_refuse_revoke_and_verify() {
     let consumer = start(&world, "sme-south", vec![], "sme").await;
 
     // A purpose the policy does not list is refused.
-    let wrong = consumer.connector.negotiate(&provider.url, OFFER, "marketing", Duration::from_secs(1)).await;
+    let wrong = consumer
+        .connector
+        .negotiate(&provider.url, OFFER, "marketing", Duration::from_secs(1))
+        .await;
     assert!(wrong.unwrap_err().to_string().contains("purpose"));
 
-    let contract = consumer.connector.negotiate(&provider.url, OFFER, PURPOSE, Duration::from_secs(5)).await.unwrap();
+    let contract = consumer
+        .connector
+        .negotiate(&provider.url, OFFER, PURPOSE, Duration::from_secs(5))
+        .await
+        .unwrap();
     assert_eq!(contract.agreement.payload().dataset, "telemetry");
 
     // Answered, with the numbers of the policy's semantics.
     let sql = "SELECT site, count(*) AS n, avg(temperature) AS t FROM telemetry GROUP BY site";
-    let answer = consumer.connector.query_remote(&contract.id, sql, AnswerFormat::Arrow).await.unwrap();
+    let answer = consumer
+        .connector
+        .query_remote(&contract.id, sql, AnswerFormat::Arrow)
+        .await
+        .unwrap();
     let got = from_arrow_stream(&answer.body).unwrap();
     let expected = raw(
         "SELECT site, count(*) AS n, avg(temperature) AS t FROM telemetry WHERE site <> 'secret-plant' \
@@ -56,35 +73,114 @@ async fn negotiate_query_refuse_revoke_and_verify() {
     )
     .await;
     compare_results(&got, &expected, false).unwrap();
-    assert_eq!(answer.receipt.payload().rows, expected.iter().map(|b| b.num_rows() as u64).sum::<u64>());
+    assert_eq!(
+        answer.receipt.payload().rows,
+        expected.iter().map(|b| b.num_rows() as u64).sum::<u64>()
+    );
     assert_eq!(consumer.connector.receipts(&contract.id).unwrap().len(), 1);
 
     // JSON for people.
-    let json_answer = consumer.connector.query_remote(&contract.id, "SELECT count(*) AS n FROM telemetry", AnswerFormat::Json).await.unwrap();
+    let json_answer = consumer
+        .connector
+        .query_remote(
+            &contract.id,
+            "SELECT count(*) AS n FROM telemetry",
+            AnswerFormat::Json,
+        )
+        .await
+        .unwrap();
     let rows: serde_json::Value = serde_json::from_slice(&json_answer.body).unwrap();
     assert_eq!(rows[0]["n"], 777);
 
     // Refused, with the rule, and without data values.
-    let refused = consumer.connector.query_remote(&contract.id, "SELECT * FROM telemetry", AnswerFormat::Arrow).await.unwrap_err();
-    assert!(refused_rule(&refused).contains("denied_column"), "{refused}");
+    let refused = consumer
+        .connector
+        .query_remote(&contract.id, "SELECT * FROM telemetry", AnswerFormat::Arrow)
+        .await
+        .unwrap_err();
+    assert!(
+        refused_rule(&refused).contains("denied_column"),
+        "{refused}"
+    );
     assert!(!refused.to_string().contains("Amara"), "{refused}");
 
+    // The dry run says what would happen, reading no rows.
+    let peer = connector::client::PeerClient::new(
+        "sme-south",
+        consumer.connector.credential(),
+        Arc::new(policy::keys::KeyPair::load(&consumer.home.join("keys/private.pk8")).unwrap()),
+    );
+    let check = |sql: &str| json!({ "agreement": contract.agreement.jws(), "sql": sql });
+    let url = format!("{}/query/check", provider.url);
+    let accepted = peer
+        .call(Method::POST, &url, "platform-north", Some(&check(sql)))
+        .await
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(accepted["decision"], "accepted");
+    assert!(
+        accepted["plan"]
+            .as_str()
+            .unwrap()
+            .contains("__dataspace_entities")
+    );
+    let refused = peer
+        .call(
+            Method::POST,
+            &url,
+            "platform-north",
+            Some(&check("SELECT operator_name FROM telemetry")),
+        )
+        .await
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        (refused["decision"].as_str(), refused["rule"].as_str()),
+        (Some("refused"), Some("denied_column"))
+    );
+
     // Revocation takes effect for the very next query.
-    let (status, body) = provider.admin(Method::POST, &format!("/admin/agreements/{}/revoke", contract.id), None).await;
+    let (status, body) = provider
+        .admin(
+            Method::POST,
+            &format!("/admin/agreements/{}/revoke", contract.id),
+            None,
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
-    let after = consumer.connector.query_remote(&contract.id, sql, AnswerFormat::Arrow).await.unwrap_err();
+    let after = consumer
+        .connector
+        .query_remote(&contract.id, sql, AnswerFormat::Arrow)
+        .await
+        .unwrap_err();
     assert!(after.to_string().contains("revoked"), "{after}");
 
     // The provider's audit chain verifies and holds every decision.
     let signer = provider.connector.key().public_key();
-    let report = connector::audit::verify(provider.connector.audit().store().as_ref(), &signer).unwrap();
+    let report =
+        connector::audit::verify(provider.connector.audit().store().as_ref(), &signer).unwrap();
     assert!(report.first_broken.is_none(), "{report}");
     let records = provider.connector.audit().store().range(0, 1000).unwrap();
     let kinds: Vec<String> = records.iter().map(|r| r.kind.to_string()).collect();
-    for kind in ["start", "agreement_offered", "agreement_finalized", "query_answered", "query_refused", "agreement_revoked"] {
-        assert!(kinds.iter().any(|k| k == kind), "{kind} missing from {kinds:?}");
+    for kind in [
+        "start",
+        "agreement_offered",
+        "agreement_finalized",
+        "query_answered",
+        "query_refused",
+        "agreement_revoked",
+    ] {
+        assert!(
+            kinds.iter().any(|k| k == kind),
+            "{kind} missing from {kinds:?}"
+        );
     }
-    let refusal = records.iter().find(|r| r.rule.as_deref() == Some("denied_column")).unwrap();
+    let refusal = records
+        .iter()
+        .find(|r| r.rule.as_deref() == Some("denied_column"))
+        .unwrap();
     assert_eq!(refusal.purpose.as_deref(), Some(PURPOSE));
     assert_eq!(refusal.counterparty.as_deref(), Some("sme-south"));
 
@@ -97,12 +193,19 @@ async fn concurrent_queries_never_overspend_the_quota() {
     let world = World::new();
     let provider = provider(&world, |p| p["limits"]["max_queries"] = json!(20)).await;
     let consumer = start(&world, "sme-south", vec![], "sme").await;
-    let contract = consumer.connector.negotiate(&provider.url, OFFER, PURPOSE, Duration::from_secs(5)).await.unwrap();
+    let contract = consumer
+        .connector
+        .negotiate(&provider.url, OFFER, PURPOSE, Duration::from_secs(5))
+        .await
+        .unwrap();
     let tasks: Vec<_> = (0..32)
         .map(|_| {
             let c = Arc::clone(&consumer.connector);
             let id = contract.id.clone();
-            tokio::spawn(async move { c.query_remote(&id, "SELECT count(*) FROM telemetry", AnswerFormat::Arrow).await })
+            tokio::spawn(async move {
+                c.query_remote(&id, "SELECT count(*) FROM telemetry", AnswerFormat::Arrow)
+                    .await
+            })
         })
         .collect();
     let mut answered = 0;
@@ -119,11 +222,21 @@ async fn concurrent_queries_never_overspend_the_quota() {
 
     // The charges survive a restart: they are rebuilt from the audit log.
     let home = provider.home.clone();
-    let listen = connector::config::ConnectorConfig::load(&home).unwrap().listen;
+    let listen = connector::config::ConnectorConfig::load(&home)
+        .unwrap()
+        .listen;
     provider.stop().await;
-    let provider = support::serve_home(home, tokio::net::TcpListener::bind(&listen).await.unwrap()).await;
+    let provider =
+        support::serve_home(home, tokio::net::TcpListener::bind(&listen).await.unwrap()).await;
     assert_eq!(provider.connector.queries_used(&contract.id).unwrap(), 20);
-    let again = consumer.connector.query_remote(&contract.id, "SELECT count(*) FROM telemetry", AnswerFormat::Arrow).await;
+    let again = consumer
+        .connector
+        .query_remote(
+            &contract.id,
+            "SELECT count(*) FROM telemetry",
+            AnswerFormat::Arrow,
+        )
+        .await;
     assert!(again.unwrap_err().to_string().contains("quota"));
     consumer.stop().await;
     provider.stop().await;
@@ -134,11 +247,18 @@ async fn hostile_tokens_agreements_and_bodies_are_refused() {
     let world = World::new();
     let provider = provider(&world, |_| {}).await;
     let consumer = start(&world, "sme-south", vec![], "sme").await;
-    let contract = consumer.connector.negotiate(&provider.url, OFFER, PURPOSE, Duration::from_secs(5)).await.unwrap();
+    let contract = consumer
+        .connector
+        .negotiate(&provider.url, OFFER, PURPOSE, Duration::from_secs(5))
+        .await
+        .unwrap();
     let http = HttpClient::new();
     let key = consumer.connector.key();
     let credential = consumer.connector.credential().to_owned();
-    let body = json!({ "agreement": contract.agreement.jws(), "sql": "SELECT count(*) FROM telemetry" }).to_string().into_bytes();
+    let body =
+        json!({ "agreement": contract.agreement.jws(), "sql": "SELECT count(*) FROM telemetry" })
+            .to_string()
+            .into_bytes();
     let now = chrono::Utc::now().timestamp();
     let post = |token: String, body: Vec<u8>| {
         let http = http.clone();
@@ -146,9 +266,17 @@ async fn hostile_tokens_agreements_and_bodies_are_refused() {
         let url = format!("{}/query", provider.url);
         async move {
             let auth = format!("Bearer {token}");
-            http.send(Method::POST, &url, &[("authorization", auth.as_str()), ("x-dataspace-credential", credential.as_str())], Some(body))
-                .await
-                .unwrap()
+            http.send(
+                Method::POST,
+                &url,
+                &[
+                    ("authorization", auth.as_str()),
+                    ("x-dataspace-credential", credential.as_str()),
+                ],
+                Some(body),
+            )
+            .await
+            .unwrap()
         }
     };
 
@@ -171,12 +299,20 @@ async fn hostile_tokens_agreements_and_bodies_are_refused() {
     let parts: Vec<&str> = jws.split('.').collect();
     use base64::Engine as _;
     let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let payload = String::from_utf8(engine.decode(parts[1]).unwrap()).unwrap().replace(PURPOSE, "anything");
+    let payload = String::from_utf8(engine.decode(parts[1]).unwrap())
+        .unwrap()
+        .replace(PURPOSE, "anything");
     let tampered = format!("{}.{}.{}", parts[0], engine.encode(payload), parts[2]);
-    let tampered_body = json!({ "agreement": tampered, "sql": "SELECT count(*) FROM telemetry" }).to_string().into_bytes();
+    let tampered_body = json!({ "agreement": tampered, "sql": "SELECT count(*) FROM telemetry" })
+        .to_string()
+        .into_bytes();
     let token = issue_request_token(key, "sme-south", "platform-north", now, 60).unwrap();
     let reply = post(token, tampered_body).await;
-    assert!(matches!(reply.status.as_u16(), 401 | 403), "{}", reply.status);
+    assert!(
+        matches!(reply.status.as_u16(), 401 | 403),
+        "{}",
+        reply.status
+    );
 
     // Malformed JSON and oversized bodies get JSON errors; nothing changes.
     let token = issue_request_token(key, "sme-south", "platform-north", now, 60).unwrap();
@@ -188,14 +324,37 @@ async fn hostile_tokens_agreements_and_bodies_are_refused() {
     assert_eq!(reply.status, 413);
 
     // Owner endpoints need the admin token; paths outside the data roots are refused.
-    let reply = http.send(Method::GET, &format!("{}/admin/datasets", provider.url), &[], None).await.unwrap();
+    let reply = http
+        .send(
+            Method::GET,
+            &format!("{}/admin/datasets", provider.url),
+            &[],
+            None,
+        )
+        .await
+        .unwrap();
     assert_eq!(reply.status, 401);
-    let (status, body) = provider.admin(Method::POST, "/admin/datasets", Some(json!({ "id": "passwd", "path": "/etc/passwd" }))).await;
+    let (status, body) = provider
+        .admin(
+            Method::POST,
+            "/admin/datasets",
+            Some(json!({ "id": "passwd", "path": "/etc/passwd" })),
+        )
+        .await;
     assert_eq!(status, 403, "{body}");
-    let (status, _) = provider.admin(Method::POST, "/admin/datasets", Some(json!({ "id": "x", "path": "/etc/../etc/passwd" }))).await;
+    let (status, _) = provider
+        .admin(
+            Method::POST,
+            "/admin/datasets",
+            Some(json!({ "id": "x", "path": "/etc/../etc/passwd" })),
+        )
+        .await;
     assert_eq!(status, 403);
     let (status, body) = provider.admin(Method::GET, "/admin/datasets", None).await;
-    assert_eq!((status, body["datasets"].as_array().map(Vec::len)), (200, Some(1)));
+    assert_eq!(
+        (status, body["datasets"].as_array().map(Vec::len)),
+        (200, Some(1))
+    );
 
     consumer.stop().await;
     provider.stop().await;
@@ -211,25 +370,47 @@ async fn manual_approval_waits_for_the_owner() {
         home
     };
     let config = std::fs::read_to_string(provider_home.join("config.toml")).unwrap();
-    std::fs::write(provider_home.join("config.toml"), config.replace("approval = \"auto\"", "approval = \"manual\"")).unwrap();
-    let listen = connector::config::ConnectorConfig::load(&provider_home).unwrap().listen;
+    std::fs::write(
+        provider_home.join("config.toml"),
+        config.replace("approval = \"auto\"", "approval = \"manual\""),
+    )
+    .unwrap();
+    let listen = connector::config::ConnectorConfig::load(&provider_home)
+        .unwrap()
+        .listen;
     let listener = tokio::net::TcpListener::bind(&listen).await.unwrap();
     let provider = support::serve_home(provider_home, listener).await;
     let consumer = start(&world, "sme-south", vec![], "sme").await;
-    let waiting = consumer.connector.negotiate(&provider.url, OFFER, PURPOSE, Duration::from_millis(300)).await;
+    let waiting = consumer
+        .connector
+        .negotiate(&provider.url, OFFER, PURPOSE, Duration::from_millis(300))
+        .await;
     assert!(waiting.unwrap_err().to_string().contains("REQUESTED"));
-    let (_, list) = provider.admin(Method::GET, "/admin/negotiations", None).await;
+    let (_, list) = provider
+        .admin(Method::GET, "/admin/negotiations", None)
+        .await;
     let id = list["negotiations"][0]["id"].as_str().unwrap().to_owned();
-    let (status, body) = provider.admin(Method::POST, &format!("/admin/negotiations/{id}/reject"), None).await;
+    let (status, body) = provider
+        .admin(
+            Method::POST,
+            &format!("/admin/negotiations/{id}/reject"),
+            None,
+        )
+        .await;
     assert_eq!((status, body["state"].as_str()), (200, Some("TERMINATED")));
 
     let c = Arc::clone(&consumer.connector);
     let url = provider.url.clone();
-    let pending = tokio::spawn(async move { c.negotiate(&url, OFFER, PURPOSE, Duration::from_secs(10)).await });
+    let pending = tokio::spawn(async move {
+        c.negotiate(&url, OFFER, PURPOSE, Duration::from_secs(10))
+            .await
+    });
     let mut approved = false;
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let (_, list) = provider.admin(Method::GET, "/admin/negotiations", None).await;
+        let (_, list) = provider
+            .admin(Method::GET, "/admin/negotiations", None)
+            .await;
         let waiting: Vec<String> = list["negotiations"]
             .as_array()
             .unwrap()
@@ -238,7 +419,13 @@ async fn manual_approval_waits_for_the_owner() {
             .map(|n| n["id"].as_str().unwrap().to_owned())
             .collect();
         if let Some(id) = waiting.first() {
-            let (status, _) = provider.admin(Method::POST, &format!("/admin/negotiations/{id}/approve"), None).await;
+            let (status, _) = provider
+                .admin(
+                    Method::POST,
+                    &format!("/admin/negotiations/{id}/approve"),
+                    None,
+                )
+                .await;
             assert_eq!(status, 200);
             approved = true;
             break;
@@ -246,7 +433,15 @@ async fn manual_approval_waits_for_the_owner() {
     }
     assert!(approved);
     let contract = pending.await.unwrap().unwrap();
-    consumer.connector.query_remote(&contract.id, "SELECT count(*) FROM telemetry", AnswerFormat::Arrow).await.unwrap();
+    consumer
+        .connector
+        .query_remote(
+            &contract.id,
+            "SELECT count(*) FROM telemetry",
+            AnswerFormat::Arrow,
+        )
+        .await
+        .unwrap();
     consumer.stop().await;
     provider.stop().await;
 }

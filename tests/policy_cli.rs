@@ -11,7 +11,10 @@ fn shared() -> PathBuf {
 }
 
 fn dataspace(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dataspace")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_dataspace"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn fixture_args() -> Vec<String> {
@@ -37,8 +40,16 @@ fn all_shared_red_team_cases_pass() {
     let cases = shared().join("cases.toml");
     let out = run_cases(&cases.display().to_string());
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(stdout.lines().filter(|l| l.starts_with("PASS ")).count(), 40, "{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("PASS ")).count(),
+        40,
+        "{stdout}"
+    );
     assert_eq!(stdout.lines().last(), Some("40 passed, 0 failed"));
 }
 
@@ -81,14 +92,23 @@ expect = "reject"
 fn check_prints_decision_rule_and_plan() {
     let mut args: Vec<String> = vec!["policy".into(), "check".into()];
     args.extend(fixture_args());
-    args.extend(["--sql".into(), "SELECT site, avg(temperature) FROM telemetry GROUP BY site".into()]);
+    args.extend([
+        "--sql".into(),
+        "SELECT site, avg(temperature) FROM telemetry GROUP BY site".into(),
+    ]);
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = dataspace(&refs);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     assert!(stdout.contains("decision: accepted"), "{stdout}");
-    assert!(stdout.contains("site != Utf8(\"secret-plant\")"), "{stdout}");
-    assert!(stdout.contains("__dataspace_entities >= Int64(5)"), "{stdout}");
+    assert!(
+        stdout.contains("site != Utf8(\"secret-plant\")"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("__dataspace_entities >= Int64(5)"),
+        "{stdout}"
+    );
 
     let mut args: Vec<String> = vec!["policy".into(), "check".into()];
     args.extend(fixture_args());

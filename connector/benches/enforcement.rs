@@ -43,9 +43,15 @@ fn percentile(mut v: Vec<Duration>, p: f64) -> Duration {
 
 async fn enforcement_per_query() {
     let dir = shared();
-    let policy = UsagePolicy::from_json_str(&std::fs::read_to_string(dir.join("telemetry.policy.json")).unwrap()).unwrap();
+    let policy = UsagePolicy::from_json_str(
+        &std::fs::read_to_string(dir.join("telemetry.policy.json")).unwrap(),
+    )
+    .unwrap();
     let mut engine = GovernedEngine::new(ExecutionLimits::default()).unwrap();
-    engine.add_dataset(policy, &dir.join("telemetry.csv")).await.unwrap();
+    engine
+        .add_dataset(policy, &dir.join("telemetry.csv"))
+        .await
+        .unwrap();
     let cases = read_cases(&dir.join("cases.toml")).unwrap();
     let (mut enforce_times, mut total_times) = (Vec::new(), Vec::new());
     let now = Utc::now();
@@ -57,7 +63,8 @@ async fn enforcement_per_query() {
         let mut totals = Vec::new();
         for _ in 0..200 {
             let start = Instant::now();
-            let _ = std::hint::black_box(enforce_plan(&plan, engine.governed(), engine.state(), now));
+            let _ =
+                std::hint::black_box(enforce_plan(&plan, engine.governed(), engine.state(), now));
             runs.push(start.elapsed());
             let start = Instant::now();
             let _ = std::hint::black_box(engine.plan(&case.sql, now).await);
@@ -66,7 +73,10 @@ async fn enforcement_per_query() {
         enforce_times.push(median(runs));
         total_times.push(median(totals));
     }
-    println!("enforcement over {} red-team queries (median of 200 runs each):", enforce_times.len());
+    println!(
+        "enforcement over {} red-team queries (median of 200 runs each):",
+        enforce_times.len()
+    );
     println!(
         "  enforce_plan:             median {:>8.3} ms   p95 {:>8.3} ms   max {:>8.3} ms",
         ms(median(enforce_times.clone())),
@@ -161,7 +171,13 @@ async fn time_raw(ctx: &SessionContext, runs: usize) -> Duration {
     let mut times = Vec::new();
     for _ in 0..runs {
         let start = Instant::now();
-        let batches = ctx.sql(AGGREGATE_SQL).await.unwrap().collect().await.unwrap();
+        let batches = ctx
+            .sql(AGGREGATE_SQL)
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
         times.push(start.elapsed());
         std::hint::black_box(batches);
     }
@@ -180,11 +196,17 @@ async fn time_governed(engine: &GovernedEngine, runs: usize) -> Duration {
 }
 
 async fn grouped_aggregate() {
-    let rows: usize = std::env::var("BENCH_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000_000);
+    let rows: usize = std::env::var("BENCH_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000_000);
     let partitions = std::thread::available_parallelism().map_or(2, |n| n.get());
     let start = Instant::now();
     let (schema, parts) = generate(rows, partitions);
-    println!("\ngrouped aggregate over {rows} generated rows ({partitions} partitions, generated in {:.1} s):", start.elapsed().as_secs_f64());
+    println!(
+        "\ngrouped aggregate over {rows} generated rows ({partitions} partitions, generated in {:.1} s):",
+        start.elapsed().as_secs_f64()
+    );
     println!("  {AGGREGATE_SQL}");
     let table = Arc::new(MemTable::try_new(Arc::clone(&schema), parts).unwrap());
     let raw = SessionContext::new();
@@ -199,7 +221,9 @@ async fn grouped_aggregate() {
             timeout: Duration::from_secs(600),
         })
         .unwrap();
-        engine.register_provider(readings_policy(min_entities), table.clone()).unwrap();
+        engine
+            .register_provider(readings_policy(min_entities), table.clone())
+            .unwrap();
         let _ = time_governed(&engine, 1).await;
         let label = if min_entities == 1 {
             "governed, min_entities 1 (count)".to_owned()
@@ -218,7 +242,10 @@ async fn grouped_aggregate() {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         enforcement_per_query().await;
         grouped_aggregate().await;

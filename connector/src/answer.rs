@@ -21,9 +21,14 @@ pub enum AnswerFormat {
 }
 
 /// Encodes batches as an Arrow IPC stream.
-pub fn to_arrow_stream(schema: &datafusion::arrow::datatypes::Schema, batches: &[RecordBatch]) -> Result<Vec<u8>> {
+pub fn to_arrow_stream(
+    schema: &datafusion::arrow::datatypes::Schema,
+    batches: &[RecordBatch],
+) -> Result<Vec<u8>> {
     let mut out = Vec::new();
-    let fail = |e: datafusion::arrow::error::ArrowError| Error::Execution { id: crate::engine::log_engine_error(&e) };
+    let fail = |e: datafusion::arrow::error::ArrowError| Error::Execution {
+        id: crate::engine::log_engine_error(&e),
+    };
     let mut writer = StreamWriter::try_new(&mut out, schema).map_err(fail)?;
     for batch in batches {
         writer.write(batch).map_err(fail)?;
@@ -37,18 +42,25 @@ pub fn to_arrow_stream(schema: &datafusion::arrow::datatypes::Schema, batches: &
 pub fn to_json_rows(batches: &[RecordBatch]) -> Result<Vec<u8>> {
     let mut writer = datafusion::arrow::json::ArrayWriter::new(Vec::new());
     let refs: Vec<&RecordBatch> = batches.iter().collect();
-    writer
-        .write_batches(&refs)
-        .map_err(|e| Error::Execution { id: crate::engine::log_engine_error(&e) })?;
-    writer.finish().map_err(|e| Error::Execution { id: crate::engine::log_engine_error(&e) })?;
+    writer.write_batches(&refs).map_err(|e| Error::Execution {
+        id: crate::engine::log_engine_error(&e),
+    })?;
+    writer.finish().map_err(|e| Error::Execution {
+        id: crate::engine::log_engine_error(&e),
+    })?;
     let bytes = writer.into_inner();
-    Ok(if bytes.is_empty() { b"[]".to_vec() } else { bytes })
+    Ok(if bytes.is_empty() {
+        b"[]".to_vec()
+    } else {
+        bytes
+    })
 }
 
 /// Decodes an Arrow IPC stream.
 pub fn from_arrow_stream(bytes: &[u8]) -> Result<Vec<RecordBatch>> {
-    let reader = datafusion::arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)
-        .map_err(|e| Error::Peer(format!("the answer is not an Arrow IPC stream: {e}")))?;
+    let reader =
+        datafusion::arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)
+            .map_err(|e| Error::Peer(format!("the answer is not an Arrow IPC stream: {e}")))?;
     reader
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| Error::Peer(format!("the answer is not an Arrow IPC stream: {e}")))

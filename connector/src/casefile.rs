@@ -65,7 +65,10 @@ struct CaseFile {
 
 /// Reads the cases of a TOML case file.
 pub fn read_cases(path: &Path) -> Result<Vec<Case>> {
-    let fail = |reason: String| Error::CaseFile { path: path.display().to_string(), reason };
+    let fail = |reason: String| Error::CaseFile {
+        path: path.display().to_string(),
+        reason,
+    };
     let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
     let file: CaseFile = toml::from_str(&text).map_err(|e| fail(e.to_string()))?;
     let mut seen = BTreeSet::new();
@@ -74,7 +77,10 @@ pub fn read_cases(path: &Path) -> Result<Vec<Case>> {
             return Err(fail(format!("the case id `{}` appears twice", case.id)));
         }
         if case.expect != Expect::Reject && case.reference.is_none() {
-            return Err(fail(format!("the case `{}` expects `{:?}` but has no `reference`", case.id, case.expect)));
+            return Err(fail(format!(
+                "the case `{}` expects `{:?}` but has no `reference`",
+                case.id, case.expect
+            )));
         }
     }
     Ok(file.case)
@@ -100,18 +106,26 @@ pub struct CaseRunner {
 
 impl CaseRunner {
     /// A runner over `engine`; `tables` are the same providers, unguarded.
-    pub async fn new(engine: GovernedEngine, tables: Vec<(String, Arc<dyn TableProvider>)>) -> Result<Self> {
+    pub async fn new(
+        engine: GovernedEngine,
+        tables: Vec<(String, Arc<dyn TableProvider>)>,
+    ) -> Result<Self> {
         let raw = SessionContext::new();
         let mut text_values = BTreeSet::new();
         for (name, table) in tables {
-            raw.register_table(TableReference::bare(name.as_str()), table).map_err(|e| Error::Table {
-                name: name.clone(),
-                path: String::new(),
-                reason: e.strip_backtrace(),
-            })?;
+            raw.register_table(TableReference::bare(name.as_str()), table)
+                .map_err(|e| Error::Table {
+                    name: name.clone(),
+                    path: String::new(),
+                    reason: e.strip_backtrace(),
+                })?;
             collect_text_values(&raw, &name, &mut text_values).await?;
         }
-        Ok(Self { engine, raw, text_values })
+        Ok(Self {
+            engine,
+            raw,
+            text_values,
+        })
     }
 
     /// Runs one case.
@@ -120,23 +134,39 @@ impl CaseRunner {
         let (failure, rule) = match governed {
             Err(Error::Refused(refusal)) => {
                 let rule = Some(refusal.rule.id().to_owned());
-                let failure = match (case.expect, self.leaked_value(&refusal.to_string(), &case.sql)) {
+                let failure = match (
+                    case.expect,
+                    self.leaked_value(&refusal.to_string(), &case.sql),
+                ) {
                     (_, Some(_)) => Some(format!("the refusal quotes a data value: {refusal}")),
                     (Expect::Rows, None) => Some(format!("expected rows, got {refusal}")),
                     _ => None,
                 };
                 (failure, rule)
             }
-            Err(other) => (Some(format!("expected {:?}, got an execution error: {other}", case.expect)), None),
+            Err(other) => (
+                Some(format!(
+                    "expected {:?}, got an execution error: {other}",
+                    case.expect
+                )),
+                None,
+            ),
             Ok(answer) => {
                 let failure = match case.expect {
                     Expect::Reject => Some(format!("expected a refusal, got {} rows", answer.rows)),
-                    Expect::Rows | Expect::Safe => self.compare_with_reference(case, &answer.batches).await.err(),
+                    Expect::Rows | Expect::Safe => self
+                        .compare_with_reference(case, &answer.batches)
+                        .await
+                        .err(),
                 };
                 (failure, None)
             }
         };
-        Outcome { id: case.id.clone(), failure, rule }
+        Outcome {
+            id: case.id.clone(),
+            failure,
+            rule,
+        }
     }
 
     fn leaked_value(&self, message: &str, sql: &str) -> Option<String> {
@@ -146,7 +176,11 @@ impl CaseRunner {
             .cloned()
     }
 
-    async fn compare_with_reference(&self, case: &Case, got: &[RecordBatch]) -> std::result::Result<(), String> {
+    async fn compare_with_reference(
+        &self,
+        case: &Case,
+        got: &[RecordBatch],
+    ) -> std::result::Result<(), String> {
         let reference = case.reference.as_deref().unwrap_or_default();
         let expected = self
             .raw
@@ -160,7 +194,11 @@ impl CaseRunner {
     }
 }
 
-async fn collect_text_values(ctx: &SessionContext, table: &str, out: &mut BTreeSet<String>) -> Result<()> {
+async fn collect_text_values(
+    ctx: &SessionContext,
+    table: &str,
+    out: &mut BTreeSet<String>,
+) -> Result<()> {
     let fail = |e: datafusion::error::DataFusionError| Error::Table {
         name: table.to_owned(),
         path: String::new(),
@@ -169,7 +207,10 @@ async fn collect_text_values(ctx: &SessionContext, table: &str, out: &mut BTreeS
     let frame = ctx.table(TableReference::bare(table)).await.map_err(fail)?;
     for batch in frame.collect().await.map_err(fail)? {
         for column in batch.columns() {
-            if !matches!(column.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
+            if !matches!(
+                column.data_type(),
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+            ) {
                 continue;
             }
             let strings = cast(column, &DataType::Utf8).map_err(|e| fail(e.into()))?;
@@ -222,43 +263,79 @@ fn rows_of(batches: &[RecordBatch]) -> std::result::Result<(usize, Vec<Vec<Cell>
             columns.push(cells(column.as_ref(), &options)?);
         }
         for r in 0..batch.num_rows() {
-            rows.push(columns.iter().map(|c| c.get(r).cloned().unwrap_or(Cell::Null)).collect());
+            rows.push(
+                columns
+                    .iter()
+                    .map(|c| c.get(r).cloned().unwrap_or(Cell::Null))
+                    .collect(),
+            );
         }
     }
     Ok((width, rows))
 }
 
-fn cells(column: &dyn Array, options: &FormatOptions<'_>) -> std::result::Result<Vec<Cell>, String> {
+fn cells(
+    column: &dyn Array,
+    options: &FormatOptions<'_>,
+) -> std::result::Result<Vec<Cell>, String> {
     if column.data_type().is_numeric() {
-        let floats = cast(&column.slice(0, column.len()), &DataType::Float64).map_err(|e| e.to_string())?;
+        let floats =
+            cast(&column.slice(0, column.len()), &DataType::Float64).map_err(|e| e.to_string())?;
         let floats = floats.as_primitive::<Float64Type>();
         return Ok((0..floats.len())
-            .map(|i| if floats.is_null(i) { Cell::Null } else { Cell::Number(floats.value(i)) })
+            .map(|i| {
+                if floats.is_null(i) {
+                    Cell::Null
+                } else {
+                    Cell::Number(floats.value(i))
+                }
+            })
             .collect());
     }
     let formatter = ArrayFormatter::try_new(column, options).map_err(|e| e.to_string())?;
     Ok((0..column.len())
-        .map(|i| if column.is_null(i) { Cell::Null } else { Cell::Text(formatter.value(i).to_string()) })
+        .map(|i| {
+            if column.is_null(i) {
+                Cell::Null
+            } else {
+                Cell::Text(formatter.value(i).to_string())
+            }
+        })
         .collect())
 }
 
 /// Compares two results as the case format defines: same multiset of rows
 /// (in order if `ordered`), columns by position, floats within a relative
 /// 1e-9; two empty results are equal whatever their columns.
-pub fn compare_results(got: &[RecordBatch], expected: &[RecordBatch], ordered: bool) -> std::result::Result<(), String> {
+pub fn compare_results(
+    got: &[RecordBatch],
+    expected: &[RecordBatch],
+    ordered: bool,
+) -> std::result::Result<(), String> {
     let (got_width, mut got_rows) = rows_of(got)?;
     let (expected_width, mut expected_rows) = rows_of(expected)?;
     if got_rows.is_empty() && expected_rows.is_empty() {
         return Ok(());
     }
     if got_rows.len() != expected_rows.len() {
-        return Err(format!("got {} rows, the reference has {}", got_rows.len(), expected_rows.len()));
+        return Err(format!(
+            "got {} rows, the reference has {}",
+            got_rows.len(),
+            expected_rows.len()
+        ));
     }
     if got_width != expected_width {
-        return Err(format!("got {got_width} columns, the reference has {expected_width}"));
+        return Err(format!(
+            "got {got_width} columns, the reference has {expected_width}"
+        ));
     }
     if !ordered {
-        let key = |row: &Vec<Cell>| row.iter().map(Cell::sort_key).collect::<Vec<_>>().join("\u{1f}");
+        let key = |row: &Vec<Cell>| {
+            row.iter()
+                .map(Cell::sort_key)
+                .collect::<Vec<_>>()
+                .join("\u{1f}")
+        };
         got_rows.sort_by_key(key);
         expected_rows.sort_by_key(key);
     }

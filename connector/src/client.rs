@@ -26,8 +26,12 @@ pub struct Reply {
 impl Reply {
     /// The body as JSON, or the peer's error as [`Error::Peer`].
     pub fn json(&self) -> Result<serde_json::Value> {
-        let value: serde_json::Value = serde_json::from_slice(&self.body)
-            .map_err(|_| Error::Peer(format!("answered {} with a body that is not JSON", self.status)))?;
+        let value: serde_json::Value = serde_json::from_slice(&self.body).map_err(|_| {
+            Error::Peer(format!(
+                "answered {} with a body that is not JSON",
+                self.status
+            ))
+        })?;
         if self.status.is_success() {
             Ok(value)
         } else {
@@ -43,9 +47,15 @@ impl Reply {
 
 /// The error a peer answered with, keeping its rule when it refused.
 pub fn peer_error(status: StatusCode, body: &serde_json::Value) -> Error {
-    let message = body.get("error").and_then(|e| e.as_str()).unwrap_or("no message").to_owned();
+    let message = body
+        .get("error")
+        .and_then(|e| e.as_str())
+        .unwrap_or("no message")
+        .to_owned();
     match body.get("rule").and_then(|r| r.as_str()) {
-        Some(rule) if !message.contains(rule) => Error::Peer(format!("{status}: {message} (rule `{rule}`)")),
+        Some(rule) if !message.contains(rule) => {
+            Error::Peer(format!("{status}: {message} (rule `{rule}`)"))
+        }
         _ => Error::Peer(format!("{status}: {message}")),
     }
 }
@@ -65,11 +75,19 @@ impl Default for HttpClient {
 impl HttpClient {
     /// A client with connection pooling.
     pub fn new() -> Self {
-        Self { inner: Client::builder(TokioExecutor::new()).build_http() }
+        Self {
+            inner: Client::builder(TokioExecutor::new()).build_http(),
+        }
     }
 
     /// Sends a request.
-    pub async fn send(&self, method: Method, url: &str, headers: &[(&str, &str)], body: Option<Vec<u8>>) -> Result<Reply> {
+    pub async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Result<Reply> {
         let mut builder = Request::builder().method(method).uri(url);
         for (name, value) in headers {
             builder = builder.header(*name, *value);
@@ -80,7 +98,11 @@ impl HttpClient {
         let request = builder
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| Error::Peer(format!("bad request to `{url}`: {e}")))?;
-        let response = self.inner.request(request).await.map_err(|e| Error::Peer(format!("cannot reach `{url}`: {e}")))?;
+        let response = self
+            .inner
+            .request(request)
+            .await
+            .map_err(|e| Error::Peer(format!("cannot reach `{url}`: {e}")))?;
         let status = response.status();
         let headers = response.headers().clone();
         let body = response
@@ -89,7 +111,11 @@ impl HttpClient {
             .await
             .map_err(|e| Error::Peer(format!("`{url}` broke off its answer: {e}")))?
             .to_bytes();
-        Ok(Reply { status, headers, body })
+        Ok(Reply {
+            status,
+            headers,
+            body,
+        })
     }
 }
 
@@ -106,7 +132,12 @@ pub struct PeerClient {
 impl PeerClient {
     /// A client acting as `own_id`.
     pub fn new(own_id: &str, credential: &str, key: std::sync::Arc<KeyPair>) -> Self {
-        Self { http: HttpClient::new(), own_id: own_id.to_owned(), credential: credential.to_owned(), key }
+        Self {
+            http: HttpClient::new(),
+            own_id: own_id.to_owned(),
+            credential: credential.to_owned(),
+            key,
+        }
     }
 
     /// Unauthenticated GET.
@@ -115,10 +146,25 @@ impl PeerClient {
     }
 
     /// An authenticated call to participant `audience`.
-    pub async fn call(&self, method: Method, url: &str, audience: &str, body: Option<&serde_json::Value>) -> Result<Reply> {
-        let token = policy::token::issue_request_token(&self.key, &self.own_id, audience, crate::service::now(), 120)?;
+    pub async fn call(
+        &self,
+        method: Method,
+        url: &str,
+        audience: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Reply> {
+        let token = policy::token::issue_request_token(
+            &self.key,
+            &self.own_id,
+            audience,
+            crate::service::now(),
+            120,
+        )?;
         let auth = format!("Bearer {token}");
-        let headers = [("authorization", auth.as_str()), (CREDENTIAL_HEADER, self.credential.as_str())];
+        let headers = [
+            ("authorization", auth.as_str()),
+            (CREDENTIAL_HEADER, self.credential.as_str()),
+        ];
         let body = body.map(|b| serde_json::to_vec(b).unwrap_or_default());
         self.http.send(method, url, &headers, body).await
     }

@@ -79,8 +79,10 @@ impl ConnectorConfig {
     /// Reads `HOME/config.toml`, then applies environment overrides.
     pub fn load(home: &Path) -> Result<Self> {
         let path = home.join(CONFIG_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|e| invalid("config", format!("cannot read `{}`: {e}", path.display())))?;
-        let mut config: Self = toml::from_str(&text).map_err(|e| invalid("config", format!("`{}`: {e}", path.display())))?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| invalid("config", format!("cannot read `{}`: {e}", path.display())))?;
+        let mut config: Self = toml::from_str(&text)
+            .map_err(|e| invalid("config", format!("`{}`: {e}", path.display())))?;
         config.apply_env(|name| std::env::var(name).ok())?;
         config.validate()?;
         Ok(config)
@@ -98,13 +100,22 @@ impl ConnectorConfig {
             self.catalog_url = Some(v).filter(|s| !s.is_empty());
         }
         if let Some(v) = var("DATASPACE_DATA_ROOTS") {
-            self.data_roots = v.split(':').filter(|s| !s.is_empty()).map(PathBuf::from).collect();
+            self.data_roots = v
+                .split(':')
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+                .collect();
         }
         if let Some(v) = var("DATASPACE_APPROVAL") {
             self.approval = match v.as_str() {
                 "auto" => Approval::Auto,
                 "manual" => Approval::Manual,
-                other => return Err(invalid("DATASPACE_APPROVAL", format!("`{other}` is not `auto` or `manual`"))),
+                other => {
+                    return Err(invalid(
+                        "DATASPACE_APPROVAL",
+                        format!("`{other}` is not `auto` or `manual`"),
+                    ));
+                }
             };
         }
         Ok(())
@@ -129,12 +140,17 @@ impl ConnectorConfig {
 
     /// The base URL written into offers.
     pub fn public_url(&self) -> String {
-        self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen))
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
     }
 }
 
 fn invalid(field: &str, reason: impl Into<String>) -> Error {
-    Error::Invalid { field: field.to_owned(), reason: reason.into() }
+    Error::Invalid {
+        field: field.to_owned(),
+        reason: reason.into(),
+    }
 }
 
 #[cfg(test)]
@@ -143,7 +159,8 @@ mod tests {
 
     #[test]
     fn environment_overrides_the_file() {
-        let mut config: ConnectorConfig = toml::from_str("id = \"p1\"\nlisten = \"127.0.0.1:9\"").unwrap();
+        let mut config: ConnectorConfig =
+            toml::from_str("id = \"p1\"\nlisten = \"127.0.0.1:9\"").unwrap();
         config
             .apply_env(|name| match name {
                 "DATASPACE_LISTEN" => Some("127.0.0.1:7".into()),
@@ -153,9 +170,16 @@ mod tests {
             })
             .unwrap();
         assert_eq!(config.listen, "127.0.0.1:7");
-        assert_eq!(config.data_roots, vec![PathBuf::from("/a"), PathBuf::from("/b")]);
+        assert_eq!(
+            config.data_roots,
+            vec![PathBuf::from("/a"), PathBuf::from("/b")]
+        );
         assert_eq!(config.approval, Approval::Manual);
-        assert!(config.apply_env(|n| (n == "DATASPACE_APPROVAL").then(|| "sometimes".into())).is_err());
+        assert!(
+            config
+                .apply_env(|n| (n == "DATASPACE_APPROVAL").then(|| "sometimes".into()))
+                .is_err()
+        );
     }
 
     #[test]

@@ -52,27 +52,53 @@ pub struct RemoteAnswer {
 
 impl Connector {
     fn peer(&self) -> PeerClient {
-        PeerClient::new(self.id(), self.credential(), std::sync::Arc::clone(&self.key))
+        PeerClient::new(
+            self.id(),
+            self.credential(),
+            std::sync::Arc::clone(&self.key),
+        )
     }
 
     /// The provider's verified identity at `url`.
     async fn provider_identity(&self, url: &str) -> Result<(String, PublicKey)> {
         let identity = self.peer().get(&format!("{url}/identity")).await?.json()?;
-        let credential = identity["credential"].as_str().ok_or_else(|| Error::Peer("no credential in the identity".into()))?;
-        let verified = verify_credential(credential, &self.verifier.authority, now(), self.config.clock_skew_secs)?;
+        let credential = identity["credential"]
+            .as_str()
+            .ok_or_else(|| Error::Peer("no credential in the identity".into()))?;
+        let verified = verify_credential(
+            credential,
+            &self.verifier.authority,
+            now(),
+            self.config.clock_skew_secs,
+        )?;
         Ok((verified.sub, verified.jwk))
     }
 
     /// Contracts for offer `offer_id` at the provider `url` for `purpose`;
     /// waits up to `wait` for a manual decision.
-    pub async fn negotiate(&self, url: &str, offer_id: &str, purpose: &str, wait: Duration) -> Result<Contract> {
+    pub async fn negotiate(
+        &self,
+        url: &str,
+        offer_id: &str,
+        purpose: &str,
+        wait: Duration,
+    ) -> Result<Contract> {
         let url = url.trim_end_matches('/');
         let (provider, provider_key) = self.provider_identity(url).await?;
-        let reply = self.peer().get(&format!("{url}/offers/{offer_id}")).await?.json()?;
-        let offer_jws = reply["offer"].as_str().ok_or_else(|| Error::Peer("no offer in the answer".into()))?;
-        let offer = SignedDocument::<Offer>::verify(offer_jws, DocumentKind::Offer, Some(&provider_key))?;
+        let reply = self
+            .peer()
+            .get(&format!("{url}/offers/{offer_id}"))
+            .await?
+            .json()?;
+        let offer_jws = reply["offer"]
+            .as_str()
+            .ok_or_else(|| Error::Peer("no offer in the answer".into()))?;
+        let offer =
+            SignedDocument::<Offer>::verify(offer_jws, DocumentKind::Offer, Some(&provider_key))?;
         if offer.payload().provider != provider || offer.payload().policy.signer() != provider_key {
-            return Err(Error::Forbidden("the offer is not the provider's own".into()));
+            return Err(Error::Forbidden(
+                "the offer is not the provider's own".into(),
+            ));
         }
         let request = ContractRequest {
             id: new_id("req"),
@@ -85,20 +111,51 @@ impl Connector {
         };
         let request = SignedDocument::sign(request, DocumentKind::ContractRequest, &self.key)?;
         let body = json!({ "request": request.jws() });
-        let mut state = self.peer().call(Method::POST, &format!("{url}/dsp/negotiations"), &provider, Some(&body)).await?.json()?;
+        let mut state = self
+            .peer()
+            .call(
+                Method::POST,
+                &format!("{url}/dsp/negotiations"),
+                &provider,
+                Some(&body),
+            )
+            .await?
+            .json()?;
         let id = state["id"].as_str().unwrap_or_default().to_owned();
         let deadline = std::time::Instant::now() + wait;
         while state["state"] == "REQUESTED" && std::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(200)).await;
-            state = self.peer().call(Method::GET, &format!("{url}/dsp/negotiations/{id}"), &provider, None).await?.json()?;
+            state = self
+                .peer()
+                .call(
+                    Method::GET,
+                    &format!("{url}/dsp/negotiations/{id}"),
+                    &provider,
+                    None,
+                )
+                .await?
+                .json()?;
         }
         let Some(agreement_jws) = state["agreement"].as_str() else {
-            return Err(Error::Conflict(format!("the negotiation `{id}` is {} ({})", state["state"], state["reason"])));
+            return Err(Error::Conflict(format!(
+                "the negotiation `{id}` is {} ({})",
+                state["state"], state["reason"]
+            )));
         };
-        let agreement = SignedDocument::<Agreement>::verify(agreement_jws, DocumentKind::Agreement, Some(&provider_key))?;
+        let agreement = SignedDocument::<Agreement>::verify(
+            agreement_jws,
+            DocumentKind::Agreement,
+            Some(&provider_key),
+        )?;
         let a = agreement.payload();
-        if a.consumer != self.id() || a.request.jws() != request.jws() || a.policy_hash != request.payload().policy_hash || a.id != id {
-            return Err(Error::Forbidden("the agreement does not match our request".into()));
+        if a.consumer != self.id()
+            || a.request.jws() != request.jws()
+            || a.policy_hash != request.payload().policy_hash
+            || a.id != id
+        {
+            return Err(Error::Forbidden(
+                "the agreement does not match our request".into(),
+            ));
         }
         let acceptance = Acceptance {
             agreement_id: id.clone(),
@@ -118,9 +175,21 @@ impl Connector {
         };
         put_json(self.store.as_ref(), CONTRACTS, &id, &contract)?;
         let body = json!({ "acceptance": contract.acceptance.jws() });
-        let done = self.peer().call(Method::POST, &format!("{url}/dsp/negotiations/{id}/acceptance"), &provider, Some(&body)).await?.json()?;
+        let done = self
+            .peer()
+            .call(
+                Method::POST,
+                &format!("{url}/dsp/negotiations/{id}/acceptance"),
+                &provider,
+                Some(&body),
+            )
+            .await?
+            .json()?;
         if done["state"] != "FINALIZED" {
-            return Err(Error::Peer(format!("the provider left the agreement in state {}", done["state"])));
+            return Err(Error::Peer(format!(
+                "the provider left the agreement in state {}",
+                done["state"]
+            )));
         }
         contract.state = NegotiationState::Finalized;
         put_json(self.store.as_ref(), CONTRACTS, &id, &contract)?;
@@ -141,33 +210,71 @@ impl Connector {
 
     /// One contract.
     pub fn contract(&self, id: &str) -> Result<Contract> {
-        get_json(self.store.as_ref(), CONTRACTS, id)?.ok_or_else(|| Error::NotFound { what: "agreement", id: id.to_owned() })
+        get_json(self.store.as_ref(), CONTRACTS, id)?.ok_or_else(|| Error::NotFound {
+            what: "agreement",
+            id: id.to_owned(),
+        })
     }
 
     /// Queries the provider under agreement `id`; verifies and keeps the receipt.
-    pub async fn query_remote(&self, id: &str, sql: &str, format: AnswerFormat) -> Result<RemoteAnswer> {
+    pub async fn query_remote(
+        &self,
+        id: &str,
+        sql: &str,
+        format: AnswerFormat,
+    ) -> Result<RemoteAnswer> {
         let contract = self.contract(id)?;
         let body = json!({ "agreement": contract.agreement.jws(), "sql": sql, "format": format });
         let reply = self
             .peer()
-            .call(Method::POST, &format!("{}/query", contract.provider_url), &contract.provider, Some(&body))
+            .call(
+                Method::POST,
+                &format!("{}/query", contract.provider_url),
+                &contract.provider,
+                Some(&body),
+            )
             .await?;
         if !reply.status.is_success() {
-            return Err(reply.json().err().unwrap_or_else(|| Error::Peer(format!("answered {}", reply.status))));
+            return Err(reply
+                .json()
+                .err()
+                .unwrap_or_else(|| Error::Peer(format!("answered {}", reply.status))));
         }
-        let receipt_jws = reply.header(crate::api::RECEIPT_HEADER).ok_or_else(|| Error::Peer("the answer has no receipt".into()))?;
-        let receipt = SignedDocument::<Receipt>::verify(receipt_jws, DocumentKind::Receipt, Some(&contract.provider_key))?;
+        let receipt_jws = reply
+            .header(crate::api::RECEIPT_HEADER)
+            .ok_or_else(|| Error::Peer("the answer has no receipt".into()))?;
+        let receipt = SignedDocument::<Receipt>::verify(
+            receipt_jws,
+            DocumentKind::Receipt,
+            Some(&contract.provider_key),
+        )?;
         let r = receipt.payload();
-        if r.agreement_id != id || r.sql_hash != hash_bytes(sql.as_bytes()) || r.result_hash != hash_bytes(&reply.body) {
-            return Err(Error::Forbidden("the receipt does not match the query or its answer".into()));
+        if r.agreement_id != id
+            || r.sql_hash != hash_bytes(sql.as_bytes())
+            || r.result_hash != hash_bytes(&reply.body)
+        {
+            return Err(Error::Forbidden(
+                "the receipt does not match the query or its answer".into(),
+            ));
         }
-        put_json(self.store.as_ref(), RECEIPTS, &format!("{id}/{:020}", r.audit_seq), &receipt)?;
-        Ok(RemoteAnswer { body: reply.body.to_vec(), receipt })
+        put_json(
+            self.store.as_ref(),
+            RECEIPTS,
+            &format!("{id}/{:020}", r.audit_seq),
+            &receipt,
+        )?;
+        Ok(RemoteAnswer {
+            body: reply.body.to_vec(),
+            receipt,
+        })
     }
 
     /// The receipts kept for agreement `id`.
     pub fn receipts(&self, id: &str) -> Result<Vec<SignedDocument<Receipt>>> {
         let all: Vec<SignedDocument<Receipt>> = scan_json(self.store.as_ref(), RECEIPTS)?;
-        Ok(all.into_iter().filter(|r| r.payload().agreement_id == id).collect())
+        Ok(all
+            .into_iter()
+            .filter(|r| r.payload().agreement_id == id)
+            .collect())
     }
 }

@@ -68,7 +68,9 @@ pub fn check_dataset_id(id: &str) -> Result<()> {
     } else {
         Err(Error::Invalid {
             field: "id".into(),
-            reason: format!("`{id}` must be 1 to 64 lower-case letters, digits or `_`, starting with a letter"),
+            reason: format!(
+                "`{id}` must be 1 to 64 lower-case letters, digits or `_`, starting with a letter"
+            ),
         })
     }
 }
@@ -76,7 +78,12 @@ pub fn check_dataset_id(id: &str) -> Result<()> {
 /// Resolves `path` (following symlinks) and refuses it unless it lies under
 /// one of `roots`.
 pub fn resolve_under_roots(path: &Path, roots: &[PathBuf]) -> Result<PathBuf> {
-    let outside = || Error::Forbidden(format!("`{}` is not under a configured data root", path.display()));
+    let outside = || {
+        Error::Forbidden(format!(
+            "`{}` is not under a configured data root",
+            path.display()
+        ))
+    };
     let canonical = path.canonicalize().map_err(|e| Error::Invalid {
         field: "path".into(),
         reason: format!("`{}`: {e}", path.display()),
@@ -109,7 +116,10 @@ impl<'a> DatasetRegistry<'a> {
 
     /// The dataset `id`.
     pub fn get(&self, id: &str) -> Result<Dataset> {
-        get_json(self.store, TREE, id)?.ok_or_else(|| Error::NotFound { what: "dataset", id: id.to_owned() })
+        get_json(self.store, TREE, id)?.ok_or_else(|| Error::NotFound {
+            what: "dataset",
+            id: id.to_owned(),
+        })
     }
 
     /// Every dataset.
@@ -126,7 +136,11 @@ impl<'a> DatasetRegistry<'a> {
 
 /// The (name, type) pairs of a schema.
 pub fn describe_columns(schema: &Schema) -> Vec<(String, String)> {
-    schema.fields().iter().map(|f| (f.name().clone(), f.data_type().to_string())).collect()
+    schema
+        .fields()
+        .iter()
+        .map(|f| (f.name().clone(), f.data_type().to_string()))
+        .collect()
 }
 
 #[cfg(test)]
@@ -143,12 +157,25 @@ mod tests {
         std::fs::write(&outside_file, "x\n1\n").unwrap();
         let roots = vec![root.path().to_path_buf()];
         assert!(resolve_under_roots(&inside_file, &roots).is_ok());
-        assert!(matches!(resolve_under_roots(&outside_file, &roots), Err(Error::Forbidden(_))));
-        let dotdot = root.path().join("..").join(outside.path().file_name().unwrap()).join("b.csv");
-        assert!(matches!(resolve_under_roots(&dotdot, &roots), Err(Error::Forbidden(_))));
+        assert!(matches!(
+            resolve_under_roots(&outside_file, &roots),
+            Err(Error::Forbidden(_))
+        ));
+        let dotdot = root
+            .path()
+            .join("..")
+            .join(outside.path().file_name().unwrap())
+            .join("b.csv");
+        assert!(matches!(
+            resolve_under_roots(&dotdot, &roots),
+            Err(Error::Forbidden(_))
+        ));
         let link = root.path().join("link.csv");
         std::os::unix::fs::symlink(&outside_file, &link).unwrap();
-        assert!(matches!(resolve_under_roots(&link, &roots), Err(Error::Forbidden(_))));
+        assert!(matches!(
+            resolve_under_roots(&link, &roots),
+            Err(Error::Forbidden(_))
+        ));
         assert!(resolve_under_roots(&root.path().join("missing.csv"), &roots).is_err());
     }
 

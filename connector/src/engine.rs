@@ -60,11 +60,19 @@ impl GovernedEngine {
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(FairSpillPool::new(limits.memory_bytes)))
             .build_arc()
-            .map_err(|e| Error::Execution { id: log_engine_error(&e) })?;
-        let state = SessionStateBuilder::new_from_existing(policy::sql::governed_state(policy::sql::governed_config()))
-            .with_runtime_env(runtime)
-            .build();
-        Ok(Self { state, governed: Governed::new(), limits })
+            .map_err(|e| Error::Execution {
+                id: log_engine_error(&e),
+            })?;
+        let state = SessionStateBuilder::new_from_existing(policy::sql::governed_state(
+            policy::sql::governed_config(),
+        ))
+        .with_runtime_env(runtime)
+        .build();
+        Ok(Self {
+            state,
+            governed: Governed::new(),
+            limits,
+        })
     }
 
     /// Registers the dataset at `path` under `policy`, after checking the
@@ -75,7 +83,11 @@ impl GovernedEngine {
     }
 
     /// Registers an already opened table under `policy`.
-    pub fn register_provider(&mut self, policy: UsagePolicy, table: Arc<dyn datafusion::catalog::TableProvider>) -> Result<()> {
+    pub fn register_provider(
+        &mut self,
+        policy: UsagePolicy,
+        table: Arc<dyn datafusion::catalog::TableProvider>,
+    ) -> Result<()> {
         policy.validate_against_schema(&table.schema())?;
         let name = policy.dataset().to_owned();
         let schema = default_schema(&self.state).ok_or_else(|| Error::Table {
@@ -83,11 +95,13 @@ impl GovernedEngine {
             path: String::new(),
             reason: "the session has no default schema".to_owned(),
         })?;
-        schema.register_table(name.clone(), table).map_err(|e| Error::Table {
-            name,
-            path: String::new(),
-            reason: e.strip_backtrace(),
-        })?;
+        schema
+            .register_table(name.clone(), table)
+            .map_err(|e| Error::Table {
+                name,
+                path: String::new(),
+                reason: e.strip_backtrace(),
+            })?;
         self.governed.insert(Arc::new(policy));
         Ok(())
     }
@@ -118,7 +132,11 @@ impl GovernedEngine {
         let frame = DataFrame::new(self.state.clone(), enforced.plan);
         let batches = match tokio::time::timeout(self.limits.timeout, frame.collect()).await {
             Ok(Ok(batches)) => batches,
-            Ok(Err(e)) => return Err(Error::Execution { id: log_engine_error(&e) }),
+            Ok(Err(e)) => {
+                return Err(Error::Execution {
+                    id: log_engine_error(&e),
+                });
+            }
             Err(_) => {
                 let id = new_error_id();
                 tracing::warn!(error_id = %id, "query timed out after {:?}", self.limits.timeout);
@@ -131,7 +149,9 @@ impl GovernedEngine {
         {
             return Err(Error::Refused(Refusal::new(
                 Rule::RowLimit,
-                format!("the result has more than {max} rows, the most the policy allows per query; no rows are returned"),
+                format!(
+                    "the result has more than {max} rows, the most the policy allows per query; no rows are returned"
+                ),
             )));
         }
         Ok(Answer { batches, rows })
@@ -175,8 +195,12 @@ mod tests {
             Field::new("label", DataType::Utf8, true),
             Field::new("value", DataType::Float64, true),
         ]));
-        let sites: Vec<&str> = (0..20).map(|i| if i < 10 { "north" } else { "south" }).collect();
-        let labels: Vec<&str> = (0..20).map(|i| if i == 3 { SECRET } else { "42" }).collect();
+        let sites: Vec<&str> = (0..20)
+            .map(|i| if i < 10 { "north" } else { "south" })
+            .collect();
+        let labels: Vec<&str> = (0..20)
+            .map(|i| if i == 3 { SECRET } else { "42" })
+            .collect();
         let values: Vec<f64> = (0..20).map(f64::from).collect();
         let batch = RecordBatch::try_new(
             Arc::clone(&schema),
@@ -220,10 +244,22 @@ mod tests {
     #[tokio::test]
     async fn results_over_the_row_limit_are_refused_whole() {
         let engine = engine(10);
-        let answer = engine.query("SELECT site, value FROM readings WHERE site = 'north'", Utc::now()).await.unwrap();
+        let answer = engine
+            .query(
+                "SELECT site, value FROM readings WHERE site = 'north'",
+                Utc::now(),
+            )
+            .await
+            .unwrap();
         assert_eq!(answer.rows, 10);
-        let error = engine.query("SELECT site, value FROM readings", Utc::now()).await.unwrap_err();
-        assert!(matches!(&error, Error::Refused(r) if r.rule == Rule::RowLimit), "{error}");
+        let error = engine
+            .query("SELECT site, value FROM readings", Utc::now())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, Error::Refused(r) if r.rule == Rule::RowLimit),
+            "{error}"
+        );
     }
 
     #[tokio::test]

@@ -17,7 +17,11 @@ pub enum Error {
     Execution { id: String },
     /// A table could not be registered.
     #[error("cannot register `{name}` from `{path}`: {reason}")]
-    Table { name: String, path: String, reason: String },
+    Table {
+        name: String,
+        path: String,
+        reason: String,
+    },
     /// A case file could not be read.
     #[error("cannot read the case file `{path}`: {reason}")]
     CaseFile { path: String, reason: String },

@@ -61,18 +61,25 @@ pub struct InitReport {
 /// Creates a home folder: keys, configuration, admin token.
 pub fn init(home: &Path, options: &InitOptions) -> Result<InitReport> {
     if home.join(CONFIG_FILE).exists() {
-        return Err(Error::Conflict(format!("`{}` already holds a connector", home.display())));
+        return Err(Error::Conflict(format!(
+            "`{}` already holds a connector",
+            home.display()
+        )));
     }
     let authority: TrustedAuthority = read_json(&options.authority_file)?;
     std::fs::create_dir_all(home.join("keys")).map_err(|e| io(home, &e))?;
     let key = KeyPair::generate()?;
     key.save(&home.join(PRIVATE_KEY), false)?;
     key.public_key().save_jwk(&home.join(PUBLIC_KEY), false)?;
-    let authority_json = serde_json::to_string_pretty(&authority).map_err(|e| Error::Storage(e.to_string()))?;
+    let authority_json =
+        serde_json::to_string_pretty(&authority).map_err(|e| Error::Storage(e.to_string()))?;
     std::fs::write(home.join("authority.json"), authority_json).map_err(|e| io(home, &e))?;
     let config = ConnectorConfig {
         id: options.id.clone(),
-        listen: options.listen.clone().unwrap_or_else(|| ConnectorConfig::default().listen),
+        listen: options
+            .listen
+            .clone()
+            .unwrap_or_else(|| ConnectorConfig::default().listen),
         data_roots: options.data_roots.clone(),
         catalog_url: options.catalog_url.clone(),
         ..ConnectorConfig::default()
@@ -108,8 +115,11 @@ pub fn open(home: &Path) -> Result<Connector> {
         .to_owned();
     let authority: TrustedAuthority = read_json(&home.join(&config.authority_file))?;
     let store = Arc::new(SledStore::open(&home.join("store"))?);
-    let audit_store = Arc::new(SledAuditStore::open(&home.join("audit")).map_err(|e| Error::Storage(e.to_string()))?);
-    let audit = AuditLog::open(audit_store, Arc::clone(&key), config.checkpoint_every).map_err(|e| Error::Storage(e.to_string()))?;
+    let audit_store = Arc::new(
+        SledAuditStore::open(&home.join("audit")).map_err(|e| Error::Storage(e.to_string()))?,
+    );
+    let audit = AuditLog::open(audit_store, Arc::clone(&key), config.checkpoint_every)
+        .map_err(|e| Error::Storage(e.to_string()))?;
     let token = std::fs::read_to_string(home.join(ADMIN_TOKEN)).map_err(|e| io(home, &e))?;
     Connector::new(Parts {
         config,
@@ -124,12 +134,18 @@ pub fn open(home: &Path) -> Result<Connector> {
 
 /// Reads the admin token of a home folder.
 pub fn admin_token(home: &Path) -> Result<String> {
-    Ok(std::fs::read_to_string(home.join(ADMIN_TOKEN)).map_err(|e| io(home, &e))?.trim().to_owned())
+    Ok(std::fs::read_to_string(home.join(ADMIN_TOKEN))
+        .map_err(|e| io(home, &e))?
+        .trim()
+        .to_owned())
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(|e| io(path, &e))?;
-    serde_json::from_str(&text).map_err(|e| Error::Invalid { field: path.display().to_string(), reason: e.to_string() })
+    serde_json::from_str(&text).map_err(|e| Error::Invalid {
+        field: path.display().to_string(),
+        reason: e.to_string(),
+    })
 }
 
 fn write_private(path: &Path, text: &str) -> Result<()> {

@@ -67,7 +67,10 @@ impl<'a> Negotiations<'a> {
 
     /// The negotiation `id`.
     pub fn get(&self, id: &str) -> Result<Negotiation> {
-        get_json(self.store, TREE, id)?.ok_or_else(|| Error::NotFound { what: "negotiation", id: id.to_owned() })
+        get_json(self.store, TREE, id)?.ok_or_else(|| Error::NotFound {
+            what: "negotiation",
+            id: id.to_owned(),
+        })
     }
 
     /// Saves a negotiation.
@@ -93,7 +96,9 @@ pub fn check_request(
         return Err(forbidden("the request names another offer or provider"));
     }
     if request.policy_hash != offer.policy.content_hash() {
-        return Err(forbidden("the request was made for another version of the offer's policy"));
+        return Err(forbidden(
+            "the request was made for another version of the offer's policy",
+        ));
     }
     if request.consumer != credential.sub {
         return Err(forbidden("the request is not the caller's"));
@@ -102,7 +107,11 @@ pub fn check_request(
     if !policy.purposes.contains(&request.purpose) {
         return Err(Error::Invalid {
             field: "purpose".into(),
-            reason: format!("`{}` is not a purpose of the offer; allowed: {}", request.purpose, policy.purposes.join(", ")),
+            reason: format!(
+                "`{}` is not a purpose of the offer; allowed: {}",
+                request.purpose,
+                policy.purposes.join(", ")
+            ),
         });
     }
     let at = chrono::DateTime::from_timestamp(now, 0).unwrap_or_default();
@@ -112,15 +121,24 @@ pub fn check_request(
     check_assignee(policy, &request.consumer, &credential.attribute_values())
 }
 
-fn check_assignee(policy: &UsagePolicy, consumer: &str, attributes: &BTreeMap<String, String>) -> Result<()> {
-    let Some(assignee) = &policy.assignee else { return Ok(()) };
+fn check_assignee(
+    policy: &UsagePolicy,
+    consumer: &str,
+    attributes: &BTreeMap<String, String>,
+) -> Result<()> {
+    let Some(assignee) = &policy.assignee else {
+        return Ok(());
+    };
     if !assignee.participants.is_empty() && !assignee.participants.iter().any(|p| p == consumer) {
         return Err(forbidden("the offer is not open to this participant"));
     }
     for (name, allowed) in &assignee.attributes {
         let ok = attributes.get(name).is_some_and(|v| allowed.contains(v));
         if !ok {
-            return Err(forbidden(&format!("the offer requires the credential attribute `{name}` to be one of {}", allowed.join(", "))));
+            return Err(forbidden(&format!(
+                "the offer requires the credential attribute `{name}` to be one of {}",
+                allowed.join(", ")
+            )));
         }
     }
     Ok(())
@@ -147,11 +165,19 @@ pub fn sign_agreement(
         request: request.clone(),
         agreed_at: now,
     };
-    Ok(SignedDocument::sign(agreement, DocumentKind::Agreement, key)?)
+    Ok(SignedDocument::sign(
+        agreement,
+        DocumentKind::Agreement,
+        key,
+    )?)
 }
 
 /// Checks a consumer's acceptance of `agreement`.
-pub fn check_acceptance(acceptance: &Acceptance, agreement: &SignedDocument<Agreement>, consumer: &str) -> Result<()> {
+pub fn check_acceptance(
+    acceptance: &Acceptance,
+    agreement: &SignedDocument<Agreement>,
+    consumer: &str,
+) -> Result<()> {
     if acceptance.agreement_id != agreement.payload().id
         || acceptance.agreement_hash != agreement.content_hash()
         || acceptance.consumer != consumer

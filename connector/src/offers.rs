@@ -24,7 +24,10 @@ impl<'a> Offers<'a> {
 
     /// The offer `id`.
     pub fn get(&self, id: &str) -> Result<SignedDocument<Offer>> {
-        get_json(self.store, TREE, id)?.ok_or_else(|| Error::NotFound { what: "offer", id: id.to_owned() })
+        get_json(self.store, TREE, id)?.ok_or_else(|| Error::NotFound {
+            what: "offer",
+            id: id.to_owned(),
+        })
     }
 
     /// Saves an offer.
@@ -58,7 +61,10 @@ pub fn sign_offer(
     if policy.issuer != provider {
         return Err(Error::Invalid {
             field: "issuer".into(),
-            reason: format!("the policy names `{}` as issuer, but this connector is `{provider}`", policy.issuer),
+            reason: format!(
+                "the policy names `{}` as issuer, but this connector is `{provider}`",
+                policy.issuer
+            ),
         });
     }
     if policy.dataset() != dataset {

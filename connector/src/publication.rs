@@ -18,7 +18,9 @@ const VERSIONS: &str = "publication_versions";
 impl Connector {
     fn catalog(&self) -> Result<Option<CatalogClient>> {
         match &self.config.catalog_url {
-            Some(url) => CatalogClient::new(url).map(Some).map_err(|e| Error::Peer(format!("catalog: {e}"))),
+            Some(url) => CatalogClient::new(url)
+                .map(Some)
+                .map_err(|e| Error::Peer(format!("catalog: {e}"))),
             None => Ok(None),
         }
     }
@@ -33,21 +35,35 @@ impl Connector {
     /// whether a catalog is configured. Failures are errors for the caller to
     /// report; the local change has already happened.
     pub async fn publish(&self, dataset: &str) -> Result<bool> {
-        let Some(client) = self.catalog()? else { return Ok(false) };
+        let Some(client) = self.catalog()? else {
+            return Ok(false);
+        };
         let peer = |e: catalog::Error| Error::Peer(format!("catalog: {e}"));
         client.register(self.credential()).await.map_err(peer)?;
-        let offers: Vec<_> = self.offers()?.into_iter().filter(|o| o.payload().dataset == dataset).collect();
+        let offers: Vec<_> = self
+            .offers()?
+            .into_iter()
+            .filter(|o| o.payload().dataset == dataset)
+            .collect();
         let record = DatasetRegistry::new(self.store.as_ref()).get(dataset).ok();
         let version = self.next_version(dataset)?;
         match record {
             Some(record) if !offers.is_empty() => {
-                let description = describe(&record, offers, version, &self.config.public_url(), self.id());
-                let signed = SignedDocument::sign(description, DocumentKind::DatasetDescription, &self.key)?;
+                let description = describe(
+                    &record,
+                    offers,
+                    version,
+                    &self.config.public_url(),
+                    self.id(),
+                );
+                let signed =
+                    SignedDocument::sign(description, DocumentKind::DatasetDescription, &self.key)?;
                 client.publish(&signed).await.map_err(peer)?;
             }
             _ => {
                 let request = Unpublish::new(self.id(), dataset, version, chrono::Utc::now());
-                let signed = SignedDocument::sign(request, DocumentKind::DatasetDescription, &self.key)?;
+                let signed =
+                    SignedDocument::sign(request, DocumentKind::DatasetDescription, &self.key)?;
                 match client.unpublish(&signed).await {
                     Ok(_) => {}
                     // Never published: nothing to withdraw.
@@ -77,7 +93,10 @@ impl Connector {
 /// result (the local change stands).
 impl Connector {
     /// Registers a dataset, then republishes it.
-    pub async fn register_and_publish(&self, spec: crate::datasets::DatasetSpec) -> Result<(Dataset, Option<String>)> {
+    pub async fn register_and_publish(
+        &self,
+        spec: crate::datasets::DatasetSpec,
+    ) -> Result<(Dataset, Option<String>)> {
         let dataset = self.register_dataset(spec).await?;
         let failure = self.publish_or_warn(&dataset.id).await;
         Ok((dataset, failure))
@@ -119,7 +138,11 @@ fn describe(
                 .iter()
                 .map(|o| o.payload().policy.payload().class_of(name))
                 .find(|c| *c != ColumnClass::Denied)?;
-            Some(ColumnDescription { name: name.clone(), data_type: data_type.clone(), class })
+            Some(ColumnDescription {
+                name: name.clone(),
+                data_type: data_type.clone(),
+                class,
+            })
         })
         .collect();
     DatasetDescription {

@@ -22,7 +22,6 @@ use crate::negotiation::{NegotiationState, Negotiations};
 use crate::service::{Connector, now};
 use crate::{Error, Result};
 
-
 /// A consumer's query.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -65,33 +64,65 @@ pub struct CheckOutcome {
 impl Connector {
     /// Verifies the agreement presented by `caller` and returns it with the
     /// engine for its dataset.
-    async fn admit(&self, caller: &VerifiedCaller, agreement_jws: &str) -> Result<(Agreement, Arc<GovernedEngine>)> {
-        let signed = SignedDocument::<Agreement>::verify(agreement_jws, DocumentKind::Agreement, Some(&self.key.public_key()))?;
+    async fn admit(
+        &self,
+        caller: &VerifiedCaller,
+        agreement_jws: &str,
+    ) -> Result<(Agreement, Arc<GovernedEngine>)> {
+        let signed = SignedDocument::<Agreement>::verify(
+            agreement_jws,
+            DocumentKind::Agreement,
+            Some(&self.key.public_key()),
+        )?;
         let agreement = signed.payload().clone();
         if agreement.consumer != caller.participant_id {
-            return Err(Error::Forbidden("the agreement belongs to another participant".into()));
+            return Err(Error::Forbidden(
+                "the agreement belongs to another participant".into(),
+            ));
         }
         let n = Negotiations::new(self.store.as_ref()).get(&agreement.id)?;
         let stored = n.agreement.as_ref().map(SignedDocument::jws);
         if stored != Some(signed.jws()) {
-            return Err(Error::Forbidden("the agreement does not match the one on record".into()));
+            return Err(Error::Forbidden(
+                "the agreement does not match the one on record".into(),
+            ));
         }
         match n.state {
             NegotiationState::Finalized => {}
             NegotiationState::Terminated => {
-                return Err(Refusal::new(Rule::Revoked, format!("the agreement `{}` was revoked or terminated", agreement.id)).into());
+                return Err(Refusal::new(
+                    Rule::Revoked,
+                    format!("the agreement `{}` was revoked or terminated", agreement.id),
+                )
+                .into());
             }
-            _ => return Err(Error::Conflict(format!("the agreement `{}` is not finalized", agreement.id))),
+            _ => {
+                return Err(Error::Conflict(format!(
+                    "the agreement `{}` is not finalized",
+                    agreement.id
+                )));
+            }
         }
         let policy = agreement.policy.payload();
         if agreement.policy.content_hash() != agreement.policy_hash {
-            return Err(Error::Forbidden("the agreement's policy does not match its hash".into()));
+            return Err(Error::Forbidden(
+                "the agreement's policy does not match its hash".into(),
+            ));
         }
         if !policy.purposes.contains(&agreement.purpose) {
-            return Err(Refusal::new(Rule::Purpose, format!("the purpose `{}` is not covered by the policy", agreement.purpose)).into());
+            return Err(Refusal::new(
+                Rule::Purpose,
+                format!(
+                    "the purpose `{}` is not covered by the policy",
+                    agreement.purpose
+                ),
+            )
+            .into());
         }
         if !policy.is_valid_at(Utc::now()) {
-            return Err(Refusal::new(Rule::Validity, "the agreement's policy is not in force now").into());
+            return Err(
+                Refusal::new(Rule::Validity, "the agreement's policy is not in force now").into(),
+            );
         }
         let engine = self.engine_for(&agreement).await?;
         Ok((agreement, engine))
@@ -108,7 +139,9 @@ impl Connector {
             timeout: std::time::Duration::from_secs(self.config.query_timeout_secs),
         };
         let mut engine = GovernedEngine::new(limits)?;
-        engine.add_dataset(agreement.policy.payload().clone(), &dataset.path).await?;
+        engine
+            .add_dataset(agreement.policy.payload().clone(), &dataset.path)
+            .await?;
         let engine = Arc::new(engine);
         if let Ok(mut engines) = self.engines.lock() {
             engines.insert(key, Arc::clone(&engine));
@@ -120,30 +153,53 @@ impl Connector {
     /// can never overspend); refuses past `max`. The charge is durable in the
     /// audit log (a `quota_charged` record, group-committed) before the query
     /// runs, and the counters are rebuilt from those records at start-up.
-    async fn charge_query(&self, base: &AuditEntry, agreement: &str, max: Option<u64>) -> Result<u64> {
+    async fn charge_query(
+        &self,
+        base: &AuditEntry,
+        agreement: &str,
+        max: Option<u64>,
+    ) -> Result<u64> {
         let used = {
-            let mut quota = self.quota.lock().map_err(|_| Error::Storage("the quota lock is poisoned".into()))?;
+            let mut quota = self
+                .quota
+                .lock()
+                .map_err(|_| Error::Storage("the quota lock is poisoned".into()))?;
             let used = quota.entry(agreement.to_owned()).or_insert(0);
             if let Some(max) = max.filter(|m| *used >= *m) {
-                return Err(Refusal::new(Rule::Quota, format!("the agreement's quota of {max} queries is used up")).into());
+                return Err(Refusal::new(
+                    Rule::Quota,
+                    format!("the agreement's quota of {max} queries is used up"),
+                )
+                .into());
             }
             *used += 1;
             *used
         };
         let limit = max.map_or_else(|| "unlimited".to_owned(), |m| m.to_string());
-        self.record(retitle(base.clone(), RecordKind::QuotaCharged).with_decision("charged").with_detail(format!("query {used} of {limit}")))
-            .await?;
+        self.record(
+            retitle(base.clone(), RecordKind::QuotaCharged)
+                .with_decision("charged")
+                .with_detail(format!("query {used} of {limit}")),
+        )
+        .await?;
         Ok(used)
     }
 
     /// Queries charged to an agreement so far.
     pub fn queries_used(&self, agreement: &str) -> Result<u64> {
-        let quota = self.quota.lock().map_err(|_| Error::Storage("the quota lock is poisoned".into()))?;
+        let quota = self
+            .quota
+            .lock()
+            .map_err(|_| Error::Storage("the quota lock is poisoned".into()))?;
         Ok(quota.get(agreement).copied().unwrap_or(0))
     }
 
     /// Runs a governed query for `caller`. Every outcome is audited.
-    pub async fn query(&self, caller: &VerifiedCaller, request: &QueryRequest) -> Result<QueryAnswer> {
+    pub async fn query(
+        &self,
+        caller: &VerifiedCaller,
+        request: &QueryRequest,
+    ) -> Result<QueryAnswer> {
         let started = Instant::now();
         let base = AuditEntry::new(RecordKind::QueryRefused, self.id())
             .with_counterparty(caller.participant_id.clone())
@@ -156,14 +212,25 @@ impl Connector {
             .with_dataset(agreement.dataset.clone())
             .with_agreement(agreement.id.clone())
             .with_purpose(agreement.purpose.clone());
-        if let Err(e) = self.charge_query(&base, &agreement.id, agreement.policy.payload().max_queries()).await {
+        if let Err(e) = self
+            .charge_query(
+                &base,
+                &agreement.id,
+                agreement.policy.payload().max_queries(),
+            )
+            .await
+        {
             return Err(self.audit_refusal(base, e, started).await);
         }
         let answer = match engine.query(&request.sql, Utc::now()).await {
             Ok(answer) => answer,
             Err(e) => return Err(self.audit_refusal(base, e, started).await),
         };
-        let schema = answer.batches.first().map(|b| b.schema()).unwrap_or_else(|| Arc::new(datafusion::arrow::datatypes::Schema::empty()));
+        let schema = answer
+            .batches
+            .first()
+            .map(|b| b.schema())
+            .unwrap_or_else(|| Arc::new(datafusion::arrow::datatypes::Schema::empty()));
         let body = match request.format {
             AnswerFormat::Arrow => to_arrow_stream(&schema, &answer.batches)?,
             AnswerFormat::Json => to_json_rows(&answer.batches)?,
@@ -194,26 +261,45 @@ impl Connector {
         };
         let receipt = SignedDocument::sign(receipt, DocumentKind::Receipt, &self.key)?;
         tracing::info!(agreement = %agreement.id, consumer = %caller.participant_id, rows, audit_seq = record.seq, "query answered");
-        Ok(QueryAnswer { body, format: request.format, rows, receipt: receipt.jws().to_owned() })
+        Ok(QueryAnswer {
+            body,
+            format: request.format,
+            rows,
+            receipt: receipt.jws().to_owned(),
+        })
     }
 
     /// Writes the audit record of a query that did not get an answer and
     /// returns the error to send.
     async fn audit_refusal(&self, base: AuditEntry, error: Error, started: Instant) -> Error {
         let entry = match &error {
-            Error::Refused(r) => base.with_decision("refused".to_owned()).with_rule(r.rule.id().to_owned()).with_detail(r.message.clone()),
-            Error::Execution { id } => retitle(base, RecordKind::QueryFailed).with_decision("failed".to_owned()).with_detail(format!("error id {id}")),
-            other => base.with_decision("refused".to_owned()).with_detail(other.to_string()),
+            Error::Refused(r) => base
+                .with_decision("refused".to_owned())
+                .with_rule(r.rule.id().to_owned())
+                .with_detail(r.message.clone()),
+            Error::Execution { id } => retitle(base, RecordKind::QueryFailed)
+                .with_decision("failed".to_owned())
+                .with_detail(format!("error id {id}")),
+            other => base
+                .with_decision("refused".to_owned())
+                .with_detail(other.to_string()),
         };
         tracing::info!(consumer = %entry.counterparty.as_deref().unwrap_or("?"), decision = ?entry.decision, rule = ?entry.rule, "query not answered");
-        match self.record(entry.with_duration_ms(elapsed_ms(started))).await {
+        match self
+            .record(entry.with_duration_ms(elapsed_ms(started)))
+            .await
+        {
             Ok(_) => error,
             Err(audit_error) => audit_error,
         }
     }
 
     /// Dry run: the decision and the enforced plan, without executing.
-    pub async fn check(&self, caller: &VerifiedCaller, request: &QueryRequest) -> Result<CheckOutcome> {
+    pub async fn check(
+        &self,
+        caller: &VerifiedCaller,
+        request: &QueryRequest,
+    ) -> Result<CheckOutcome> {
         let (_, engine) = self.admit(caller, &request.agreement).await?;
         Ok(match engine.plan(&request.sql, Utc::now()).await {
             Ok(plan) => CheckOutcome {
@@ -238,7 +324,9 @@ pub fn charges_in(store: &dyn AuditStore) -> Result<HashMap<String, u64>> {
     let mut charges = HashMap::new();
     let mut from = 0;
     loop {
-        let chunk = store.range(from, 10_000).map_err(|e| Error::Storage(e.to_string()))?;
+        let chunk = store
+            .range(from, 10_000)
+            .map_err(|e| Error::Storage(e.to_string()))?;
         let Some(last) = chunk.last() else { break };
         from = last.seq + 1;
         for record in &chunk {

@@ -16,7 +16,9 @@ use policy::token::{TokenVerifier, VerifiedCaller};
 
 use crate::audit::{AuditEntry, AuditLog, RecordKind};
 use crate::config::{Approval, ConnectorConfig};
-use crate::datasets::{Dataset, DatasetRegistry, DatasetSpec, check_dataset_id, describe_columns, resolve_under_roots};
+use crate::datasets::{
+    Dataset, DatasetRegistry, DatasetSpec, check_dataset_id, describe_columns, resolve_under_roots,
+};
 use crate::engine::{ExecutionLimits, GovernedEngine};
 use crate::negotiation::{self, Negotiation, NegotiationState, Negotiations};
 use crate::offers::{Offers, sign_offer};
@@ -63,14 +65,26 @@ pub fn now() -> i64 {
 impl Connector {
     /// A connector from its parts. Checks that the credential is ours and valid.
     pub fn new(parts: Parts) -> Result<Self> {
-        let credential = verify_credential(&parts.credential, &parts.authority, now(), parts.config.clock_skew_secs)?;
+        let credential = verify_credential(
+            &parts.credential,
+            &parts.authority,
+            now(),
+            parts.config.clock_skew_secs,
+        )?;
         if credential.sub != parts.config.id || credential.jwk != parts.key.public_key() {
             return Err(Error::Invalid {
                 field: "credential".into(),
-                reason: format!("the credential belongs to `{}` or another key, not to this connector `{}`", credential.sub, parts.config.id),
+                reason: format!(
+                    "the credential belongs to `{}` or another key, not to this connector `{}`",
+                    credential.sub, parts.config.id
+                ),
             });
         }
-        let mut verifier = TokenVerifier::new(parts.authority, parts.config.id.clone(), Arc::new(InMemoryReplayGuard::new()));
+        let mut verifier = TokenVerifier::new(
+            parts.authority,
+            parts.config.id.clone(),
+            Arc::new(InMemoryReplayGuard::new()),
+        );
         verifier.skew_secs = parts.config.clock_skew_secs;
         let quota = Mutex::new(crate::query::charges_in(parts.audit.store().as_ref())?);
         Ok(Self {
@@ -123,7 +137,10 @@ impl Connector {
 
     /// Writes an audit record; durable when it returns.
     pub async fn record(&self, entry: AuditEntry) -> Result<crate::audit::AuditRecord> {
-        self.audit.append(entry).await.map_err(|e| Error::Storage(e.to_string()))
+        self.audit
+            .append(entry)
+            .await
+            .map_err(|e| Error::Storage(e.to_string()))
     }
 
     // ---------------- datasets and offers (owner) ----------------
@@ -136,7 +153,11 @@ impl Connector {
         let table = tables::open_table(probe.state(), &spec.id, &path).await?;
         let rows = tables::count_rows(probe.state(), Arc::clone(&table)).await?;
         let dataset = Dataset {
-            title: if spec.title.is_empty() { spec.id.clone() } else { spec.title },
+            title: if spec.title.is_empty() {
+                spec.id.clone()
+            } else {
+                spec.title
+            },
             id: spec.id,
             path,
             description: spec.description,
@@ -170,7 +191,12 @@ impl Connector {
     }
 
     /// Signs and stores an offer of dataset `dataset` under `policy`.
-    pub async fn create_offer(&self, offer_id: &str, dataset: &str, policy: UsagePolicy) -> Result<SignedDocument<Offer>> {
+    pub async fn create_offer(
+        &self,
+        offer_id: &str,
+        dataset: &str,
+        policy: UsagePolicy,
+    ) -> Result<SignedDocument<Offer>> {
         check_dataset_id(offer_id).map_err(|_| Error::Invalid {
             field: "offer_id".into(),
             reason: format!("`{offer_id}` must be lower-case letters, digits or `_`"),
@@ -179,7 +205,15 @@ impl Connector {
         let probe = GovernedEngine::new(ExecutionLimits::default())?;
         let table = tables::open_table(probe.state(), dataset, &record.path).await?;
         policy.validate_against_schema(&table.schema())?;
-        let offer = sign_offer(offer_id, self.id(), dataset, policy, &self.config.public_url(), &self.key, now())?;
+        let offer = sign_offer(
+            offer_id,
+            self.id(),
+            dataset,
+            policy,
+            &self.config.public_url(),
+            &self.key,
+            now(),
+        )?;
         Offers::new(self.store.as_ref()).save(&offer)?;
         Ok(offer)
     }
@@ -197,10 +231,23 @@ impl Connector {
     // ---------------- negotiation (provider side) ----------------
 
     /// Handles a consumer's signed contract request.
-    pub async fn request_contract(&self, caller: &VerifiedCaller, request_jws: &str) -> Result<Negotiation> {
-        let request = SignedDocument::<ContractRequest>::verify(request_jws, DocumentKind::ContractRequest, Some(&caller.credential.jwk))?;
+    pub async fn request_contract(
+        &self,
+        caller: &VerifiedCaller,
+        request_jws: &str,
+    ) -> Result<Negotiation> {
+        let request = SignedDocument::<ContractRequest>::verify(
+            request_jws,
+            DocumentKind::ContractRequest,
+            Some(&caller.credential.jwk),
+        )?;
         let offer = self.offer(&request.payload().offer_id)?;
-        negotiation::check_request(request.payload(), offer.payload(), &caller.credential, now())?;
+        negotiation::check_request(
+            request.payload(),
+            offer.payload(),
+            &caller.credential,
+            now(),
+        )?;
         let mut n = Negotiation {
             id: negotiation::new_id("agr"),
             state: NegotiationState::Requested,
@@ -211,11 +258,21 @@ impl Connector {
             updated_at: now(),
         };
         if self.config.approval == Approval::Auto {
-            n.agreement = Some(negotiation::sign_agreement(&n.id, &n.request, offer.payload(), &self.key, now())?);
+            n.agreement = Some(negotiation::sign_agreement(
+                &n.id,
+                &n.request,
+                offer.payload(),
+                &self.key,
+                now(),
+            )?);
             n.state = NegotiationState::Agreed;
         }
         Negotiations::new(self.store.as_ref()).save(&n)?;
-        let kind = if n.state == NegotiationState::Agreed { RecordKind::AgreementOffered } else { RecordKind::ContractRequested };
+        let kind = if n.state == NegotiationState::Agreed {
+            RecordKind::AgreementOffered
+        } else {
+            RecordKind::ContractRequested
+        };
         self.record(negotiation_entry(kind, self.id(), &n)).await?;
         Ok(n)
     }
@@ -225,11 +282,19 @@ impl Connector {
         let store = Negotiations::new(self.store.as_ref());
         let mut n = store.get(id)?;
         if n.state != NegotiationState::Requested {
-            return Err(Error::Conflict(format!("the negotiation `{id}` is not waiting for a decision")));
+            return Err(Error::Conflict(format!(
+                "the negotiation `{id}` is not waiting for a decision"
+            )));
         }
         if approve {
             let offer = self.offer(&n.request.payload().offer_id)?;
-            n.agreement = Some(negotiation::sign_agreement(&n.id, &n.request, offer.payload(), &self.key, now())?);
+            n.agreement = Some(negotiation::sign_agreement(
+                &n.id,
+                &n.request,
+                offer.payload(),
+                &self.key,
+                now(),
+            )?);
             n.state = NegotiationState::Agreed;
         } else {
             n.state = NegotiationState::Terminated;
@@ -237,7 +302,11 @@ impl Connector {
         }
         n.updated_at = now();
         store.save(&n)?;
-        let kind = if approve { RecordKind::AgreementOffered } else { RecordKind::AgreementTerminated };
+        let kind = if approve {
+            RecordKind::AgreementOffered
+        } else {
+            RecordKind::AgreementTerminated
+        };
         self.record(negotiation_entry(kind, self.id(), &n)).await?;
         Ok(n)
     }
@@ -246,7 +315,10 @@ impl Connector {
     pub fn negotiation_for(&self, caller: &VerifiedCaller, id: &str) -> Result<Negotiation> {
         let n = Negotiations::new(self.store.as_ref()).get(id)?;
         if n.request.payload().consumer != caller.participant_id {
-            return Err(Error::NotFound { what: "negotiation", id: id.to_owned() });
+            return Err(Error::NotFound {
+                what: "negotiation",
+                id: id.to_owned(),
+            });
         }
         Ok(n)
     }
@@ -257,19 +329,35 @@ impl Connector {
     }
 
     /// The consumer's countersignature: the agreement becomes `FINALIZED`.
-    pub async fn accept(&self, caller: &VerifiedCaller, id: &str, acceptance_jws: &str) -> Result<Negotiation> {
+    pub async fn accept(
+        &self,
+        caller: &VerifiedCaller,
+        id: &str,
+        acceptance_jws: &str,
+    ) -> Result<Negotiation> {
         let store = Negotiations::new(self.store.as_ref());
         let mut n = self.negotiation_for(caller, id)?;
         let (NegotiationState::Agreed, Some(agreement)) = (n.state, &n.agreement) else {
-            return Err(Error::Conflict(format!("the negotiation `{id}` is not `AGREED`")));
+            return Err(Error::Conflict(format!(
+                "the negotiation `{id}` is not `AGREED`"
+            )));
         };
-        let acceptance = SignedDocument::<Acceptance>::verify(acceptance_jws, DocumentKind::Acceptance, Some(&caller.credential.jwk))?;
+        let acceptance = SignedDocument::<Acceptance>::verify(
+            acceptance_jws,
+            DocumentKind::Acceptance,
+            Some(&caller.credential.jwk),
+        )?;
         negotiation::check_acceptance(acceptance.payload(), agreement, &caller.participant_id)?;
         n.acceptance = Some(acceptance);
         n.state = NegotiationState::Finalized;
         n.updated_at = now();
         store.save(&n)?;
-        self.record(negotiation_entry(RecordKind::AgreementFinalized, self.id(), &n)).await?;
+        self.record(negotiation_entry(
+            RecordKind::AgreementFinalized,
+            self.id(),
+            &n,
+        ))
+        .await?;
         Ok(n)
     }
 
@@ -278,14 +366,23 @@ impl Connector {
         let store = Negotiations::new(self.store.as_ref());
         let mut n = store.get(id)?;
         if n.state == NegotiationState::Terminated {
-            return Err(Error::Conflict(format!("the agreement `{id}` is already terminated")));
+            return Err(Error::Conflict(format!(
+                "the agreement `{id}` is already terminated"
+            )));
         }
         n.state = NegotiationState::Terminated;
-        n.reason = Some(if reason.is_empty() { "revoked by the provider".into() } else { reason.to_owned() });
+        n.reason = Some(if reason.is_empty() {
+            "revoked by the provider".into()
+        } else {
+            reason.to_owned()
+        });
         n.updated_at = now();
         store.save(&n)?;
-        self.record(negotiation_entry(RecordKind::AgreementRevoked, self.id(), &n).with_detail(n.reason.clone().unwrap_or_default()))
-            .await?;
+        self.record(
+            negotiation_entry(RecordKind::AgreementRevoked, self.id(), &n)
+                .with_detail(n.reason.clone().unwrap_or_default()),
+        )
+        .await?;
         Ok(n)
     }
 

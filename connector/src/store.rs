@@ -42,7 +42,11 @@ fn storage(e: &dyn std::fmt::Display) -> Error {
 
 impl Store for SledStore {
     fn get(&self, tree: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.tree(tree)?.get(key).map_err(|e| storage(&e))?.map(|v| v.to_vec()))
+        Ok(self
+            .tree(tree)?
+            .get(key)
+            .map_err(|e| storage(&e))?
+            .map(|v| v.to_vec()))
     }
 
     fn put(&self, tree: &str, key: &[u8], value: &[u8]) -> Result<()> {
@@ -62,7 +66,10 @@ impl Store for SledStore {
     fn scan(&self, tree: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         self.tree(tree)?
             .iter()
-            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(|e| storage(&e)))
+            .map(|r| {
+                r.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                    .map_err(|e| storage(&e))
+            })
             .collect()
     }
 }
@@ -82,7 +89,10 @@ impl MemoryStore {
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, Tree>) -> T) -> Result<T> {
-        let mut guard = self.trees.lock().map_err(|_| Error::Storage("the store lock is poisoned".into()))?;
+        let mut guard = self
+            .trees
+            .lock()
+            .map_err(|_| Error::Storage("the store lock is poisoned".into()))?;
         Ok(f(&mut guard))
     }
 }
@@ -94,7 +104,9 @@ impl Store for MemoryStore {
 
     fn put(&self, tree: &str, key: &[u8], value: &[u8]) -> Result<()> {
         self.with(|t| {
-            t.entry(tree.to_owned()).or_default().insert(key.to_vec(), value.to_vec());
+            t.entry(tree.to_owned())
+                .or_default()
+                .insert(key.to_vec(), value.to_vec());
         })
     }
 
@@ -116,7 +128,11 @@ impl Store for MemoryStore {
 }
 
 /// Reads a JSON value from `tree` at `key`.
-pub fn get_json<T: serde::de::DeserializeOwned>(store: &dyn Store, tree: &str, key: &str) -> Result<Option<T>> {
+pub fn get_json<T: serde::de::DeserializeOwned>(
+    store: &dyn Store,
+    tree: &str,
+    key: &str,
+) -> Result<Option<T>> {
     match store.get(tree, key.as_bytes())? {
         Some(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
@@ -126,7 +142,12 @@ pub fn get_json<T: serde::de::DeserializeOwned>(store: &dyn Store, tree: &str, k
 }
 
 /// Writes a JSON value to `tree` at `key`.
-pub fn put_json<T: serde::Serialize>(store: &dyn Store, tree: &str, key: &str, value: &T) -> Result<()> {
+pub fn put_json<T: serde::Serialize>(
+    store: &dyn Store,
+    tree: &str,
+    key: &str,
+    value: &T,
+) -> Result<()> {
     let bytes = serde_json::to_vec(value).map_err(|e| Error::Storage(e.to_string()))?;
     store.put(tree, key.as_bytes(), &bytes)
 }
@@ -137,7 +158,8 @@ pub fn scan_json<T: serde::de::DeserializeOwned>(store: &dyn Store, tree: &str) 
         .scan(tree)?
         .into_iter()
         .map(|(_, v)| {
-            serde_json::from_slice(&v).map_err(|e| Error::Storage(format!("a stored `{tree}` entry is corrupt: {e}")))
+            serde_json::from_slice(&v)
+                .map_err(|e| Error::Storage(format!("a stored `{tree}` entry is corrupt: {e}")))
         })
         .collect()
 }
@@ -150,12 +172,19 @@ mod tests {
         put_json(store, "t", "b", &2).unwrap();
         put_json(store, "t", "a", &1).unwrap();
         assert_eq!(get_json::<i32>(store, "t", "a").unwrap(), Some(1));
-        assert_eq!(scan_json::<i32>(store, "t").unwrap(), vec![1, 2], "key order");
+        assert_eq!(
+            scan_json::<i32>(store, "t").unwrap(),
+            vec![1, 2],
+            "key order"
+        );
         store.remove("t", b"a").unwrap();
         assert_eq!(get_json::<i32>(store, "t", "a").unwrap(), None);
         assert_eq!(get_json::<i32>(store, "other", "a").unwrap(), None);
         store.put("t", b"bad", b"not json").unwrap();
-        assert!(matches!(get_json::<i32>(store, "t", "bad"), Err(Error::Storage(_))));
+        assert!(matches!(
+            get_json::<i32>(store, "t", "bad"),
+            Err(Error::Storage(_))
+        ));
     }
 
     #[test]
@@ -173,6 +202,9 @@ mod tests {
             put_json(&s, "t", "k", &vec![1, 2, 3]).unwrap();
         }
         let s = SledStore::open(dir.path()).unwrap();
-        assert_eq!(get_json::<Vec<i32>>(&s, "t", "k").unwrap(), Some(vec![1, 2, 3]));
+        assert_eq!(
+            get_json::<Vec<i32>>(&s, "t", "k").unwrap(),
+            Some(vec![1, 2, 3])
+        );
     }
 }

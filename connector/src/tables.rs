@@ -5,11 +5,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use datafusion::catalog::TableProvider;
+use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::arrow::ArrowFormat;
 use datafusion::datasource::file_format::csv::CsvFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::file_format::FileFormat;
-use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::execution::SessionState;
 
 use crate::{Error, Result};
@@ -29,7 +31,11 @@ impl Format {
     /// The format of `path` by its extension, or of the first file in a folder.
     pub fn detect(path: &Path) -> Option<Self> {
         if path.is_dir() {
-            let mut entries: Vec<_> = std::fs::read_dir(path).ok()?.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+            let mut entries: Vec<_> = std::fs::read_dir(path)
+                .ok()?
+                .filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .collect();
             entries.sort();
             return entries.iter().find_map(|p| Self::from_extension(p));
         }
@@ -63,23 +69,37 @@ impl Format {
 }
 
 /// A table provider over the file or folder at `path`, schema inferred.
-pub async fn open_table(state: &SessionState, name: &str, path: &Path) -> Result<Arc<dyn TableProvider>> {
+pub async fn open_table(
+    state: &SessionState,
+    name: &str,
+    path: &Path,
+) -> Result<Arc<dyn TableProvider>> {
     let fail = |reason: String| Error::Table {
         name: name.to_owned(),
         path: path.display().to_string(),
         reason,
     };
     let canonical = path.canonicalize().map_err(|e| fail(e.to_string()))?;
-    let format = Format::detect(&canonical).ok_or_else(|| fail("not a `.csv`, `.parquet` or `.arrow` file or folder".to_owned()))?;
+    let format = Format::detect(&canonical)
+        .ok_or_else(|| fail("not a `.csv`, `.parquet` or `.arrow` file or folder".to_owned()))?;
     let mut location = canonical.display().to_string();
     if canonical.is_dir() && !location.ends_with('/') {
         location.push('/');
     }
     let url = ListingTableUrl::parse(&location).map_err(|e| fail(first_line(&e.to_string())))?;
-    let extension = if canonical.is_dir() { format.extension().to_owned() } else { String::new() };
+    let extension = if canonical.is_dir() {
+        format.extension().to_owned()
+    } else {
+        String::new()
+    };
     let options = ListingOptions::new(format.file_format()).with_file_extension(extension);
-    let schema = options.infer_schema(state, &url).await.map_err(|e| fail(first_line(&e.to_string())))?;
-    let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(schema);
+    let schema = options
+        .infer_schema(state, &url)
+        .await
+        .map_err(|e| fail(first_line(&e.to_string())))?;
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .with_schema(schema);
     let table = ListingTable::try_new(config).map_err(|e| fail(first_line(&e.to_string())))?;
     Ok(Arc::new(table))
 }

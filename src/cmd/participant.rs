@@ -20,7 +20,10 @@ use serde_json::{Value, json};
 use super::read_text;
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 /// Arguments of `dataspace init`.
@@ -58,8 +61,17 @@ pub fn run_init(args: &InitArgs) -> Result<()> {
             catalog_url: args.catalog.clone(),
         },
     )?;
-    println!("created connector `{}` in `{}` (key id {})", args.id, args.home.display(), report.key_id);
-    println!("admin token (also in {}/admin.token): {}", args.home.display(), report.admin_token);
+    println!(
+        "created connector `{}` in `{}` (key id {})",
+        args.id,
+        args.home.display(),
+        report.key_id
+    );
+    println!(
+        "admin token (also in {}/admin.token): {}",
+        args.home.display(),
+        report.admin_token
+    );
     println!("next: have the authority issue a credential:");
     println!(
         "  dataspace authority issue --authority AUTHORITY_DIR --participant {} --public-key {} --out {}/credential.jws",
@@ -97,8 +109,14 @@ impl ConnectorCommand {
 async fn serve(home: &Path) -> Result<()> {
     let connector = Arc::new(Connector::open(home)?);
     let listen = connector.config().listen.clone();
-    let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on `{listen}`"))?;
-    println!("connector `{}` listening on http://{}", connector.id(), listener.local_addr()?);
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on `{listen}`"))?;
+    println!(
+        "connector `{}` listening on http://{}",
+        connector.id(),
+        listener.local_addr()?
+    );
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -116,7 +134,11 @@ struct Owner {
 impl Owner {
     fn of(home: &Path) -> Result<Self> {
         let config = ConnectorConfig::load(home)?;
-        Ok(Self { base: config.public_url(), token: admin_token(home)?, http: HttpClient::new() })
+        Ok(Self {
+            base: config.public_url(),
+            token: admin_token(home)?,
+            http: HttpClient::new(),
+        })
     }
 
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value> {
@@ -124,7 +146,12 @@ impl Owner {
         let body = body.map(|b| b.to_string().into_bytes());
         let reply = self
             .http
-            .send(method, &format!("{}{path}", self.base), &[("authorization", auth.as_str())], body)
+            .send(
+                method,
+                &format!("{}{path}", self.base),
+                &[("authorization", auth.as_str())],
+                body,
+            )
             .await
             .context("is `dataspace connector serve` running for this home?")?;
         if reply.status == hyper::StatusCode::NO_CONTENT {
@@ -207,7 +234,10 @@ impl DatasetCommand {
 }
 
 /// Shows a spinner on stderr while `work` runs.
-async fn with_progress<T>(what: &str, work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+async fn with_progress<T>(
+    what: &str,
+    work: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
     let started = std::time::Instant::now();
     let mut work = std::pin::pin!(work);
     let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -226,7 +256,10 @@ async fn with_progress<T>(what: &str, work: impl std::future::Future<Output = Re
 }
 
 fn print_json(value: &Value) {
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
 }
 
 /// The owner's offer commands.
@@ -257,12 +290,21 @@ impl OfferCommand {
     /// Runs the command.
     pub fn run(self) -> Result<()> {
         let Self::Create(a) = self;
-        let policy: Value = serde_json::from_str(&read_text(&a.policy)?).context("the policy is not JSON")?;
+        let policy: Value =
+            serde_json::from_str(&read_text(&a.policy)?).context("the policy is not JSON")?;
         runtime()?.block_on(async {
             let done = Owner::of(&a.home)?
-                .call(Method::POST, "/admin/offers", Some(json!({ "id": a.id, "dataset": a.dataset, "policy": policy })))
+                .call(
+                    Method::POST,
+                    "/admin/offers",
+                    Some(json!({ "id": a.id, "dataset": a.dataset, "policy": policy })),
+                )
                 .await?;
-            println!("offered `{}` as `{}`", a.dataset, done["id"].as_str().unwrap_or_default());
+            println!(
+                "offered `{}` as `{}`",
+                a.dataset,
+                done["id"].as_str().unwrap_or_default()
+            );
             Ok(())
         })
     }
@@ -287,9 +329,21 @@ impl AgreementCommand {
         runtime()?.block_on(async {
             let (home, method, path) = match &self {
                 Self::List(h) => (&h.home, Method::GET, "/admin/negotiations".to_owned()),
-                Self::Approve(i) => (&i.home, Method::POST, format!("/admin/negotiations/{}/approve", i.id)),
-                Self::Reject(i) => (&i.home, Method::POST, format!("/admin/negotiations/{}/reject", i.id)),
-                Self::Revoke(i) => (&i.home, Method::POST, format!("/admin/agreements/{}/revoke", i.id)),
+                Self::Approve(i) => (
+                    &i.home,
+                    Method::POST,
+                    format!("/admin/negotiations/{}/approve", i.id),
+                ),
+                Self::Reject(i) => (
+                    &i.home,
+                    Method::POST,
+                    format!("/admin/negotiations/{}/reject", i.id),
+                ),
+                Self::Revoke(i) => (
+                    &i.home,
+                    Method::POST,
+                    format!("/admin/agreements/{}/revoke", i.id),
+                ),
             };
             let answer = Owner::of(home)?.call(method, &path, None).await?;
             let list = match answer.get("negotiations").and_then(Value::as_array) {
@@ -297,8 +351,15 @@ impl AgreementCommand {
                 None => vec![answer],
             };
             for n in &list {
-                let reason = n["reason"].as_str().map(|r| format!("  ({r})")).unwrap_or_default();
-                println!("{}  {}{reason}", n["id"].as_str().unwrap_or("?"), n["state"].as_str().unwrap_or("?"));
+                let reason = n["reason"]
+                    .as_str()
+                    .map(|r| format!("  ({r})"))
+                    .unwrap_or_default();
+                println!(
+                    "{}  {}{reason}",
+                    n["id"].as_str().unwrap_or("?"),
+                    n["state"].as_str().unwrap_or("?")
+                );
             }
             if list.is_empty() {
                 println!("no negotiations yet");
@@ -332,9 +393,23 @@ pub struct NegotiateArgs {
 pub fn run_negotiate(a: &NegotiateArgs) -> Result<()> {
     runtime()?.block_on(async {
         let connector = Connector::open(&a.home)?;
-        let contract = connector.negotiate(&a.provider, &a.offer, &a.purpose, Duration::from_secs(a.wait)).await?;
-        println!("agreement `{}` with `{}` is FINALIZED", contract.id, contract.provider);
-        println!("dataset `{}`, purpose `{}`", contract.agreement.payload().dataset, contract.agreement.payload().purpose);
+        let contract = connector
+            .negotiate(
+                &a.provider,
+                &a.offer,
+                &a.purpose,
+                Duration::from_secs(a.wait),
+            )
+            .await?;
+        println!(
+            "agreement `{}` with `{}` is FINALIZED",
+            contract.id, contract.provider
+        );
+        println!(
+            "dataset `{}`, purpose `{}`",
+            contract.agreement.payload().dataset,
+            contract.agreement.payload().purpose
+        );
         Ok(())
     })
 }
@@ -376,13 +451,21 @@ pub struct QueryArgs {
 pub fn run_query(a: &QueryArgs) -> Result<()> {
     runtime()?.block_on(async {
         let connector = Connector::open(&a.home)?;
-        let wire = if matches!(a.format, OutputFormat::Json) { AnswerFormat::Json } else { AnswerFormat::Arrow };
+        let wire = if matches!(a.format, OutputFormat::Json) {
+            AnswerFormat::Json
+        } else {
+            AnswerFormat::Arrow
+        };
         let answer = connector.query_remote(&a.agreement, &a.sql, wire).await?;
         let bytes = match a.format {
             OutputFormat::Json | OutputFormat::Arrow => answer.body.clone(),
             OutputFormat::Table => {
                 let batches = from_arrow_stream(&answer.body)?;
-                format!("{}\n", datafusion::arrow::util::pretty::pretty_format_batches(&batches)?).into_bytes()
+                format!(
+                    "{}\n",
+                    datafusion::arrow::util::pretty::pretty_format_batches(&batches)?
+                )
+                .into_bytes()
             }
             OutputFormat::Csv => {
                 let batches = from_arrow_stream(&answer.body)?;
@@ -396,11 +479,15 @@ pub fn run_query(a: &QueryArgs) -> Result<()> {
             }
         };
         match &a.out {
-            Some(path) => std::fs::write(path, &bytes).with_context(|| format!("cannot write `{}`", path.display()))?,
+            Some(path) => std::fs::write(path, &bytes)
+                .with_context(|| format!("cannot write `{}`", path.display()))?,
             None => std::io::stdout().write_all(&bytes)?,
         }
         let r = answer.receipt.payload();
-        eprintln!("{} rows; receipt verified (audit record #{} at the provider)", r.rows, r.audit_seq);
+        eprintln!(
+            "{} rows; receipt verified (audit record #{} at the provider)",
+            r.rows, r.audit_seq
+        );
         Ok(())
     })
 }

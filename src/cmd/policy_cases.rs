@@ -47,7 +47,9 @@ pub struct CheckArgs {
 
 fn parse_table(text: &str) -> Result<(String, PathBuf), String> {
     match text.split_once('=') {
-        Some((name, path)) if !name.is_empty() && !path.is_empty() => Ok((name.to_owned(), PathBuf::from(path))),
+        Some((name, path)) if !name.is_empty() && !path.is_empty() => {
+            Ok((name.to_owned(), PathBuf::from(path)))
+        }
         _ => Err(format!("`{text}` is not NAME=PATH")),
     }
 }
@@ -59,7 +61,8 @@ fn load_policy(path: &Path) -> Result<UsagePolicy> {
     let policy = if trimmed.starts_with('{') {
         UsagePolicy::from_json_str(trimmed)?
     } else {
-        let signed: SignedDocument<UsagePolicy> = SignedDocument::verify(trimmed, DocumentKind::UsagePolicy, None)?;
+        let signed: SignedDocument<UsagePolicy> =
+            SignedDocument::verify(trimmed, DocumentKind::UsagePolicy, None)?;
         let policy = signed.payload().clone();
         policy.validate()?;
         policy
@@ -87,7 +90,11 @@ async fn load(policies: &[PathBuf], tables: &[(String, PathBuf)]) -> Result<Load
         raw_tables.push((name.clone(), provider));
     }
     if let Some(policy) = policies.first() {
-        bail!("no `--table` is named `{}`, the dataset of policy `{}`", policy.dataset(), policy.id);
+        bail!(
+            "no `--table` is named `{}`, the dataset of policy `{}`",
+            policy.dataset(),
+            policy.id
+        );
     }
     Ok(Loaded { engine, raw_tables })
 }
@@ -108,7 +115,11 @@ pub fn test(args: &TestArgs) -> Result<()> {
         for file in &args.cases {
             for case in read_cases(file)? {
                 let outcome = runner.run(&case).await;
-                let rule = outcome.rule.as_deref().map(|r| format!(" [{r}]")).unwrap_or_default();
+                let rule = outcome
+                    .rule
+                    .as_deref()
+                    .map(|r| format!(" [{r}]"))
+                    .unwrap_or_default();
                 match outcome.failure {
                     None => {
                         passed += 1;

@@ -35,7 +35,11 @@ impl World {
         let authority = Authority::new("authority", KeyPair::generate().unwrap());
         let json = serde_json::to_string(&authority.trusted()).unwrap();
         std::fs::write(dir.path().join("authority.json"), json).unwrap();
-        Self { authority, dir, catalog_url: std::sync::Mutex::new(None) }
+        Self {
+            authority,
+            dir,
+            catalog_url: std::sync::Mutex::new(None),
+        }
     }
 
     pub fn authority_file(&self) -> PathBuf {
@@ -60,8 +64,16 @@ impl World {
         let mut attributes = Attributes::default();
         attributes.set("role", role).unwrap();
         attributes.set("sme", "true").unwrap();
-        let member = Membership { participant_id: id.to_owned(), name: id.to_owned(), public_key: public, attributes };
-        let credential = self.authority.issue(&member, chrono::Utc::now().timestamp(), 3600).unwrap();
+        let member = Membership {
+            participant_id: id.to_owned(),
+            name: id.to_owned(),
+            public_key: public,
+            attributes,
+        };
+        let credential = self
+            .authority
+            .issue(&member, chrono::Utc::now().timestamp(), 3600)
+            .unwrap();
         std::fs::write(home.join("credential.jws"), credential).unwrap();
         home
     }
@@ -84,7 +96,9 @@ impl Running {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
-        let connector = Arc::try_unwrap(self.connector).ok().expect("the connector is still shared");
+        let connector = Arc::try_unwrap(self.connector)
+            .ok()
+            .expect("the connector is still shared");
         connector.close().await;
     }
 
@@ -92,7 +106,12 @@ impl Running {
         let token = admin_token(&self.home).unwrap();
         let auth = format!("Bearer {token}");
         let reply = HttpClient::new()
-            .send(method, &format!("{}{path}", self.url), &[("authorization", auth.as_str())], body.map(|b| b.to_string().into_bytes()))
+            .send(
+                method,
+                &format!("{}{path}", self.url),
+                &[("authorization", auth.as_str())],
+                body.map(|b| b.to_string().into_bytes()),
+            )
             .await
             .unwrap();
         let value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
@@ -119,7 +138,13 @@ pub async fn serve_home(home: PathBuf, listener: tokio::net::TcpListener) -> Run
         })
         .await;
     });
-    Running { connector, url, home, stop: Some(stop), task: Some(task) }
+    Running {
+        connector,
+        url,
+        home,
+        stop: Some(stop),
+        task: Some(task),
+    }
 }
 
 /// A provider `platform-north` holding the red-team fixture, offered as
@@ -130,14 +155,24 @@ pub async fn provider(world: &World, edit: impl FnOnce(&mut Value)) -> Running {
     std::fs::copy(shared("telemetry.csv"), data.join("telemetry.csv")).unwrap();
     let running = start(world, "platform-north", vec![data.clone()], "platform").await;
     let (status, body) = running
-        .admin(Method::POST, "/admin/datasets", Some(json!({ "id": "telemetry", "path": data.join("telemetry.csv") })))
+        .admin(
+            Method::POST,
+            "/admin/datasets",
+            Some(json!({ "id": "telemetry", "path": data.join("telemetry.csv") })),
+        )
         .await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["rows"], 897);
-    let mut policy: Value = serde_json::from_str(&std::fs::read_to_string(shared("telemetry.policy.json")).unwrap()).unwrap();
+    let mut policy: Value =
+        serde_json::from_str(&std::fs::read_to_string(shared("telemetry.policy.json")).unwrap())
+            .unwrap();
     edit(&mut policy);
     let (status, body) = running
-        .admin(Method::POST, "/admin/offers", Some(json!({ "id": "telemetry_quality", "dataset": "telemetry", "policy": policy })))
+        .admin(
+            Method::POST,
+            "/admin/offers",
+            Some(json!({ "id": "telemetry_quality", "dataset": "telemetry", "policy": policy })),
+        )
         .await;
     assert_eq!(status, 201, "{body}");
     running

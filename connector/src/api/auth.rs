@@ -32,14 +32,28 @@ fn bearer(parts: &Parts) -> Option<&str> {
 impl FromRequestParts<Arc<Connector>> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, connector: &Arc<Connector>) -> Result<Self, Self::Rejection> {
-        let token = bearer(parts)
-            .ok_or_else(|| ApiError::client(StatusCode::UNAUTHORIZED, "a request token is required (`Authorization: Bearer ...`)", None))?;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        connector: &Arc<Connector>,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts).ok_or_else(|| {
+            ApiError::client(
+                StatusCode::UNAUTHORIZED,
+                "a request token is required (`Authorization: Bearer ...`)",
+                None,
+            )
+        })?;
         let credential = parts
             .headers
             .get(CREDENTIAL_HEADER)
             .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| ApiError::client(StatusCode::UNAUTHORIZED, format!("the membership credential is required (`{CREDENTIAL_HEADER}`)"), None))?;
+            .ok_or_else(|| {
+                ApiError::client(
+                    StatusCode::UNAUTHORIZED,
+                    format!("the membership credential is required (`{CREDENTIAL_HEADER}`)"),
+                    None,
+                )
+            })?;
         Ok(Self(connector.authenticate(token, credential)?))
     }
 }
@@ -47,10 +61,17 @@ impl FromRequestParts<Arc<Connector>> for Caller {
 impl FromRequestParts<Arc<Connector>> for Admin {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, connector: &Arc<Connector>) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        connector: &Arc<Connector>,
+    ) -> Result<Self, Self::Rejection> {
         match bearer(parts) {
             Some(token) if connector.is_admin(token) => Ok(Self),
-            _ => Err(ApiError::client(StatusCode::UNAUTHORIZED, "the owner's admin token is required", None)),
+            _ => Err(ApiError::client(
+                StatusCode::UNAUTHORIZED,
+                "the owner's admin token is required",
+                None,
+            )),
         }
     }
 }

@@ -45,11 +45,15 @@ impl From<Error> for ApiError {
                 status: StatusCode::INTERNAL_SERVER_ERROR,
                 body: json!({ "error": error.to_string(), "error_id": id }),
             },
-            Error::Invalid { field, .. } => Self::client(StatusCode::BAD_REQUEST, error.to_string(), Some(field)),
+            Error::Invalid { field, .. } => {
+                Self::client(StatusCode::BAD_REQUEST, error.to_string(), Some(field))
+            }
             Error::NotFound { .. } => Self::client(StatusCode::NOT_FOUND, error.to_string(), None),
             Error::Forbidden(_) => Self::client(StatusCode::FORBIDDEN, error.to_string(), None),
             Error::Conflict(_) => Self::client(StatusCode::CONFLICT, error.to_string(), None),
-            Error::Table { .. } => Self::client(StatusCode::BAD_REQUEST, error.to_string(), Some("path")),
+            Error::Table { .. } => {
+                Self::client(StatusCode::BAD_REQUEST, error.to_string(), Some("path"))
+            }
             Error::Policy(p) => policy_error(p),
             Error::Storage(_) | Error::Peer(_) | Error::CaseFile { .. } => Self::internal(&error),
         }
@@ -59,7 +63,9 @@ impl From<Error> for ApiError {
 fn policy_error(error: &policy::Error) -> ApiError {
     use policy::Error as P;
     match error {
-        P::InvalidPolicy { field, .. } => ApiError::client(StatusCode::BAD_REQUEST, error.to_string(), Some(field)),
+        P::InvalidPolicy { field, .. } => {
+            ApiError::client(StatusCode::BAD_REQUEST, error.to_string(), Some(field))
+        }
         P::Refused(r) => ApiError {
             status: StatusCode::FORBIDDEN,
             body: json!({ "error": r.to_string(), "rule": r.rule.id() }),

@@ -1,7 +1,7 @@
 //! JSON bodies whose rejections are this API's JSON errors.
 
-use axum::extract::{FromRequest, Request};
 use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
@@ -21,7 +21,11 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for ApiJson<
 }
 
 fn rejection_error(rejection: &JsonRejection) -> ApiError {
-    ApiError::client(rejection.status(), format!("invalid request body: {}", rejection.body_text()), None)
+    ApiError::client(
+        rejection.status(),
+        format!("invalid request body: {}", rejection.body_text()),
+        None,
+    )
 }
 
 impl<T: serde::Serialize> IntoResponse for ApiJson<T> {

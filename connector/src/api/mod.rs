@@ -47,7 +47,10 @@ pub fn router(connector: Arc<Connector>) -> Router {
         .route("/query", post(query))
         .route("/query/check", post(check))
         .route("/admin/datasets", get(datasets).post(register_dataset))
-        .route("/admin/datasets/{id}", axum::routing::delete(remove_dataset))
+        .route(
+            "/admin/datasets/{id}",
+            axum::routing::delete(remove_dataset),
+        )
         .route("/admin/offers", post(create_offer))
         .route("/admin/negotiations", get(negotiations))
         .route("/admin/negotiations/{id}/approve", post(approve))
@@ -93,12 +96,20 @@ fn negotiation_json(n: &Negotiation) -> Value {
     })
 }
 
-async fn request_contract(State(c): State<Arc<Connector>>, Caller(caller): Caller, ApiJson(body): ApiJson<ContractBody>) -> Api<Response> {
+async fn request_contract(
+    State(c): State<Arc<Connector>>,
+    Caller(caller): Caller,
+    ApiJson(body): ApiJson<ContractBody>,
+) -> Api<Response> {
     let n = c.request_contract(&caller, &body.request).await?;
     Ok((StatusCode::CREATED, ApiJson(negotiation_json(&n))).into_response())
 }
 
-async fn negotiation(State(c): State<Arc<Connector>>, Caller(caller): Caller, Path(id): Path<String>) -> Api<ApiJson<Value>> {
+async fn negotiation(
+    State(c): State<Arc<Connector>>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Api<ApiJson<Value>> {
     Ok(ApiJson(negotiation_json(&c.negotiation_for(&caller, &id)?)))
 }
 
@@ -114,10 +125,16 @@ async fn accept(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<AcceptanceBody>,
 ) -> Api<ApiJson<Value>> {
-    Ok(ApiJson(negotiation_json(&c.accept(&caller, &id, &body.acceptance).await?)))
+    Ok(ApiJson(negotiation_json(
+        &c.accept(&caller, &id, &body.acceptance).await?,
+    )))
 }
 
-async fn query(State(c): State<Arc<Connector>>, Caller(caller): Caller, ApiJson(body): ApiJson<QueryRequest>) -> Api<Response> {
+async fn query(
+    State(c): State<Arc<Connector>>,
+    Caller(caller): Caller,
+    ApiJson(body): ApiJson<QueryRequest>,
+) -> Api<Response> {
     let answer = c.query(&caller, &body).await?;
     let content_type = match answer.format {
         AnswerFormat::Arrow => ARROW_STREAM,
@@ -125,13 +142,23 @@ async fn query(State(c): State<Arc<Connector>>, Caller(caller): Caller, ApiJson(
     };
     let headers = [
         (header::CONTENT_TYPE, content_type.to_owned()),
-        (header::HeaderName::from_static(RECEIPT_HEADER), answer.receipt),
-        (header::HeaderName::from_static(ROWS_HEADER), answer.rows.to_string()),
+        (
+            header::HeaderName::from_static(RECEIPT_HEADER),
+            answer.receipt,
+        ),
+        (
+            header::HeaderName::from_static(ROWS_HEADER),
+            answer.rows.to_string(),
+        ),
     ];
     Ok((headers, answer.body).into_response())
 }
 
-async fn check(State(c): State<Arc<Connector>>, Caller(caller): Caller, ApiJson(body): ApiJson<QueryRequest>) -> Api<ApiJson<Value>> {
+async fn check(
+    State(c): State<Arc<Connector>>,
+    Caller(caller): Caller,
+    ApiJson(body): ApiJson<QueryRequest>,
+) -> Api<ApiJson<Value>> {
     let outcome = c.check(&caller, &body).await?;
     Ok(ApiJson(serde_json::to_value(outcome).unwrap_or_default()))
 }
@@ -140,14 +167,22 @@ async fn datasets(State(c): State<Arc<Connector>>, _: Admin) -> Api<ApiJson<Valu
     Ok(ApiJson(json!({ "datasets": c.datasets()? })))
 }
 
-async fn register_dataset(State(c): State<Arc<Connector>>, _: Admin, ApiJson(spec): ApiJson<DatasetSpec>) -> Api<Response> {
+async fn register_dataset(
+    State(c): State<Arc<Connector>>,
+    _: Admin,
+    ApiJson(spec): ApiJson<DatasetSpec>,
+) -> Api<Response> {
     let (dataset, publication_error) = c.register_and_publish(spec).await?;
     let mut body = json!(dataset);
     body["publication_error"] = json!(publication_error);
     Ok((StatusCode::CREATED, ApiJson(body)).into_response())
 }
 
-async fn remove_dataset(State(c): State<Arc<Connector>>, _: Admin, Path(id): Path<String>) -> Api<StatusCode> {
+async fn remove_dataset(
+    State(c): State<Arc<Connector>>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> Api<StatusCode> {
     c.remove_and_withdraw(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -160,8 +195,13 @@ struct OfferBody {
     policy: Value,
 }
 
-async fn create_offer(State(c): State<Arc<Connector>>, _: Admin, ApiJson(body): ApiJson<OfferBody>) -> Api<Response> {
-    let policy = policy::model::UsagePolicy::from_json_str(&body.policy.to_string()).map_err(crate::Error::from)?;
+async fn create_offer(
+    State(c): State<Arc<Connector>>,
+    _: Admin,
+    ApiJson(body): ApiJson<OfferBody>,
+) -> Api<Response> {
+    let policy = policy::model::UsagePolicy::from_json_str(&body.policy.to_string())
+        .map_err(crate::Error::from)?;
     let (offer, publication_error) = c.offer_and_publish(&body.id, &body.dataset, policy).await?;
     let answer = json!({ "id": offer.payload().id, "offer": offer.jws(), "publication_error": publication_error });
     Ok((StatusCode::CREATED, ApiJson(answer)).into_response())
@@ -172,11 +212,19 @@ async fn negotiations(State(c): State<Arc<Connector>>, _: Admin) -> Api<ApiJson<
     Ok(ApiJson(json!({ "negotiations": all })))
 }
 
-async fn approve(State(c): State<Arc<Connector>>, _: Admin, Path(id): Path<String>) -> Api<ApiJson<Value>> {
+async fn approve(
+    State(c): State<Arc<Connector>>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> Api<ApiJson<Value>> {
     Ok(ApiJson(negotiation_json(&c.decide(&id, true).await?)))
 }
 
-async fn reject(State(c): State<Arc<Connector>>, _: Admin, Path(id): Path<String>) -> Api<ApiJson<Value>> {
+async fn reject(
+    State(c): State<Arc<Connector>>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> Api<ApiJson<Value>> {
     Ok(ApiJson(negotiation_json(&c.decide(&id, false).await?)))
 }
 
@@ -187,12 +235,23 @@ struct RevokeBody {
     reason: String,
 }
 
-async fn revoke(State(c): State<Arc<Connector>>, _: Admin, Path(id): Path<String>, body: axum::body::Bytes) -> Api<ApiJson<Value>> {
+async fn revoke(
+    State(c): State<Arc<Connector>>,
+    _: Admin,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Api<ApiJson<Value>> {
     let reason = if body.is_empty() {
         String::new()
     } else {
         serde_json::from_slice::<RevokeBody>(&body)
-            .map_err(|e| ApiError::client(StatusCode::BAD_REQUEST, format!("invalid request body: {e}"), None))?
+            .map_err(|e| {
+                ApiError::client(
+                    StatusCode::BAD_REQUEST,
+                    format!("invalid request body: {e}"),
+                    None,
+                )
+            })?
             .reason
     };
     Ok(ApiJson(negotiation_json(&c.revoke(&id, &reason).await?)))
