@@ -39,8 +39,8 @@ fn check_group_key(key: &Expr, scopes: &Scopes<'_>) -> Decision<()> {
         _ => Err(Refusal::new(
             Rule::GroupKey,
             format!(
-                "`{}` is not a group key: only dimension columns, or `date_trunc`/`date_part` of one, may be grouped on",
-                key.schema_name()
+                "the group key {} is not allowed: only dimension columns, or `date_trunc`/`date_part` of one, may be grouped on",
+                super::nodes::describe_columns(key)
             ),
         )),
     }
@@ -50,7 +50,10 @@ fn check_aggregate_call(call: &Expr, scopes: &Scopes<'_>, policy: &UsagePolicy) 
     let Expr::AggregateFunction(AggregateCall { func, params }) = strip_alias(call) else {
         return Err(Refusal::new(
             Rule::AggregateFunction,
-            format!("`{}` is not an aggregate function", call.schema_name()),
+            format!(
+                "an expression {} stands where an aggregate function must",
+                super::nodes::describe_columns(call)
+            ),
         ));
     };
     let name = func.name().to_ascii_lowercase();

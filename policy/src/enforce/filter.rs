@@ -74,8 +74,8 @@ fn check_predicate(part: &Expr, scopes: &Scopes<'_>) -> Decision<()> {
             "a subquery may not filter dataset rows before the aggregate",
         )),
         other => Err(refuse(&format!(
-            "`{}` is not a comparison of a dimension with literals",
-            other.schema_name()
+            "a predicate {} is not a comparison of a dimension with literals",
+            super::nodes::describe_columns(other)
         ))),
     }
 }
@@ -114,8 +114,8 @@ fn dimension_term(expr: &Expr, scopes: &Scopes<'_>) -> Decision<()> {
         }
         Col::Clean => Err(refuse("a comparison must involve one dimension column")),
         _ => Err(refuse(&format!(
-            "`{}` applies a function or operator to a column",
-            expr.schema_name()
+            "an expression {} applies a function or operator to a column",
+            super::nodes::describe_columns(expr)
         ))),
     }
 }
@@ -125,8 +125,8 @@ fn require_constant(expr: &Expr) -> Decision<()> {
         Ok(())
     } else {
         Err(refuse(&format!(
-            "`{}` is not a literal",
-            expr.schema_name()
+            "the other side of a comparison ({}) is not a literal",
+            super::nodes::describe_columns(expr)
         )))
     }
 }

@@ -99,7 +99,8 @@ impl<'a> Enforcer<'a> {
                 .unwrap_or_default();
             return self.enforced_aggregate(aggregate, &table, inputs, subqueries);
         }
-        let rebuilt = rebuild(plan, inputs, subqueries, self.guard)?;
+        // Schemas are recomputed: the threshold makes aggregate outputs nullable.
+        let rebuilt = rebuild(plan, inputs, subqueries, true)?;
         Ok((rebuilt, rel))
     }
 
@@ -178,12 +179,7 @@ impl<'a> Enforcer<'a> {
                 "the policy has no aggregation settings",
             ));
         };
-        let rebuilt = apply_threshold(aggregate, input, entity, aggregation)?;
-        let rebuilt = if self.guard {
-            recompute(rebuilt)?
-        } else {
-            rebuilt
-        };
+        let rebuilt = recompute(apply_threshold(aggregate, input, entity, aggregation)?)?;
         Ok((rebuilt, Rel::clean(aggregate.schema.fields().len())))
     }
 
@@ -207,8 +203,8 @@ impl<'a> Enforcer<'a> {
                         rel.taint(Refusal::new(
                             Rule::Structure,
                             format!(
-                                "the computed column `{}` may not stand below the aggregate",
-                                e.schema_name()
+                                "a computed column ({}) may not stand below the aggregate",
+                                describe_columns(e)
                             ),
                         ));
                     }
@@ -365,17 +361,31 @@ impl<'a> Enforcer<'a> {
             unaggregated: vec![],
             impure: None,
         };
-        let scopes = Scopes {
-            local: Scope {
-                schema: plan.schema(),
-                rel: &rel,
-            },
-            outer,
+        let LogicalPlan::Join(join) = plan else {
+            return Ok(rel);
         };
+        // Each side of an equi-join condition is resolved against its own
+        // input (`EXCEPT` and `INTERSECT` join sides with equal names).
         let entity_ok = self.entity_ok();
-        for e in plan.expressions() {
-            check_denied(&e, &scopes)?;
-            check_references(&e, &scopes, Use::Other, &entity_ok)?;
+        let empty = Rel::default();
+        let sides = [
+            (join.left.schema(), rels.first().unwrap_or(&empty)),
+            (join.right.schema(), rels.get(1).unwrap_or(&empty)),
+        ];
+        for (l, r) in &join.on {
+            for (expr, (schema, side)) in [(l, sides[0]), (r, sides[1])] {
+                let scopes = Scopes {
+                    local: Scope { schema, rel: side },
+                    outer,
+                };
+                check_denied(expr, &scopes)?;
+                check_references(expr, &scopes, Use::Other, &entity_ok)?;
+            }
+        }
+        // Both sides are aggregated or clean here; a join filter over them
+        // can see no governed column that `check_columns` would not find.
+        for (_, side) in sides {
+            check_columns(&side.cols)?;
         }
         Ok(rel)
     }
@@ -420,6 +430,24 @@ fn below(what: &str) -> Refusal {
         Rule::Structure,
         format!("{what} may not stand between the dataset and its aggregate"),
     )
+}
+
+/// Names the columns an expression uses, for messages. Expressions are not
+/// rendered: literals render in forms (`IntervalMonthDayNano { days: .. }`)
+/// that could read like data values.
+pub fn describe_columns(expr: &Expr) -> String {
+    let mut names: Vec<String> = expr
+        .column_refs()
+        .iter()
+        .map(|c| format!("`{}`", c.name))
+        .collect();
+    names.sort();
+    names.dedup();
+    if names.is_empty() {
+        "on no column".to_owned()
+    } else {
+        format!("on {}", names.join(", "))
+    }
 }
 
 /// Rule 6: below an enforced aggregate, projections pass bare columns,

@@ -4,7 +4,7 @@
 //! them. The rewrite uses standard nodes only:
 //!
 //! ```text
-//! Projection: <the aggregate's own columns>
+//! Projection: CASE WHEN <threshold> THEN <each column of the aggregate> END
 //!   Filter: __dataspace_rows >= min_rows AND __dataspace_entities >= min_entities
 //!     Aggregate: <group keys>, <aggregates>, count(*), count(DISTINCT entity)
 //!       <the segment, with the entity column carried through its projections>
@@ -15,7 +15,7 @@ use std::sync::Arc;
 use datafusion::common::{Column, TableReference};
 use datafusion::functions_aggregate::expr_fn::{count, count_distinct};
 use datafusion::logical_expr::{
-    Aggregate, Expr, Filter, LogicalPlan, Projection, SubqueryAlias, col, lit,
+    Aggregate, Expr, Filter, LogicalPlan, Projection, SubqueryAlias, col, lit, when,
 };
 
 use super::refusal::{Decision, Refusal, Rule};
@@ -48,13 +48,24 @@ pub fn apply_threshold(
     let predicate = col(ROWS)
         .gt_eq(lit(to_i64(aggregation.min_rows)))
         .and(col(ENTITIES).gt_eq(lit(to_i64(aggregation.min_entities))));
-    let filtered =
-        Filter::try_new(predicate, Arc::new(LogicalPlan::Aggregate(widened))).map_err(internal)?;
+    let filtered = Filter::try_new(predicate.clone(), Arc::new(LogicalPlan::Aggregate(widened)))
+        .map_err(internal)?;
+    // The optimizer may merge a consumer's `HAVING` (or an outer `WHERE`) into
+    // the threshold filter and evaluate it on every group, suppressed ones
+    // included; an error there (a division by `count(*) - n`) would reveal a
+    // suppressed group. So every output is also guarded by the threshold:
+    // no consumer expression ever sees a value of a suppressed group.
     let columns: Vec<Expr> = aggregate
         .schema
         .iter()
-        .map(|(qualifier, field)| Expr::Column(Column::new(qualifier.cloned(), field.name())))
-        .collect();
+        .map(|(qualifier, field)| {
+            let column = Expr::Column(Column::new(qualifier.cloned(), field.name()));
+            when(predicate.clone(), column)
+                .end()
+                .map(|e| e.alias_qualified(qualifier.cloned(), field.name()))
+        })
+        .collect::<Result<_, _>>()
+        .map_err(internal)?;
     let projection =
         Projection::try_new(columns, Arc::new(LogicalPlan::Filter(filtered))).map_err(internal)?;
     Ok(LogicalPlan::Projection(projection))
