@@ -30,13 +30,9 @@ async fn wait_healthy(url: &str) {
     let http = HttpClient::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        if let Ok(reply) = http
-            .send(Method::GET, &format!("{url}/healthz"), &[], None)
-            .await
-        {
-            if reply.status == 200 {
-                return;
-            }
+        let reply = http.send(Method::GET, &format!("{url}/healthz"), &[], None).await;
+        if reply.is_ok_and(|r| r.status == 200) {
+            return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
