@@ -99,6 +99,12 @@ async fn load(policies: &[PathBuf], tables: &[(String, PathBuf)]) -> Result<Load
     Ok(Loaded { engine, raw_tables })
 }
 
+/// Prints a line; a closed stdout (`| head`) is not an error worth a panic.
+fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -123,16 +129,16 @@ pub fn test(args: &TestArgs) -> Result<()> {
                 match outcome.failure {
                     None => {
                         passed += 1;
-                        println!("PASS {}{rule}", outcome.id);
+                        say(format_args!("PASS {}{rule}", outcome.id));
                     }
                     Some(why) => {
                         failed += 1;
-                        println!("FAIL {}{rule}: {why}", outcome.id);
+                        say(format_args!("FAIL {}{rule}: {why}", outcome.id));
                     }
                 }
             }
         }
-        println!("{passed} passed, {failed} failed");
+        say(format_args!("{passed} passed, {failed} failed"));
         if failed > 0 {
             bail!("{failed} of {} cases failed", passed + failed);
         }
@@ -146,18 +152,21 @@ pub fn check(args: &CheckArgs) -> Result<()> {
         let loaded = load(&args.policies, &args.tables).await?;
         match loaded.engine.plan(&args.sql, chrono::Utc::now()).await {
             Ok(enforced) => {
-                println!("decision: accepted");
-                println!("rule: none");
+                say(format_args!("decision: accepted"));
+                say(format_args!("rule: none"));
                 if let Some(max) = enforced.max_rows {
-                    println!("row limit: {max}");
+                    say(format_args!("row limit: {max}"));
                 }
-                println!("enforced plan:\n{}", enforced.plan.display_indent());
+                say(format_args!(
+                    "enforced plan:\n{}",
+                    enforced.plan.display_indent()
+                ));
                 Ok(())
             }
             Err(refusal) => {
-                println!("decision: refused");
-                println!("rule: {}", refusal.rule);
-                println!("reason: {}", refusal.message);
+                say(format_args!("decision: refused"));
+                say(format_args!("rule: {}", refusal.rule));
+                say(format_args!("reason: {}", refusal.message));
                 bail!("the query is refused by rule `{}`", refusal.rule)
             }
         }
