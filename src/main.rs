@@ -12,7 +12,10 @@ fn main() -> ExitCode {
     // Logs go to stderr; `RUST_LOG` overrides the default level.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,connector=info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     match cli.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -30,7 +30,9 @@ async fn wait_healthy(url: &str) {
     let http = HttpClient::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        let reply = http.send(Method::GET, &format!("{url}/healthz"), &[], None).await;
+        let reply = http
+            .send(Method::GET, &format!("{url}/healthz"), &[], None)
+            .await;
         if reply.is_ok_and(|r| r.status == 200) {
             return;
         }

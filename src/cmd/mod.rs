@@ -2,8 +2,8 @@
 
 mod authority;
 mod catalog;
-mod participant;
 mod keys;
+mod participant;
 mod policy;
 mod policy_cases;
 
