@@ -22,6 +22,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use catalog::client::CatalogClient;
+use catalog::publish::verify_publication;
 use catalog::sample::{SampleProvider, column};
 use catalog::search::SearchQuery;
 use catalog::server::RunningCatalog;
@@ -227,7 +228,7 @@ fn queries(count: usize) -> Vec<SearchQuery> {
     (0..count)
         .map(|i| {
             let mut q = SearchQuery::default();
-            match i % 7 {
+            match i % QUERY_KINDS.len() {
                 0 => q.q = Some(COMMON[rng.below(COMMON.len())].to_owned()),
                 1 => {
                     q.q = Some(format!(
@@ -267,6 +268,16 @@ fn percentiles(mut samples: Vec<Duration>) -> String {
     )
 }
 
+const QUERY_KINDS: [&str; 7] = [
+    "one common word",
+    "two common words",
+    "one rare word",
+    "common word + sector",
+    "purpose + access",
+    "column",
+    "no filter, offset",
+];
+
 fn search_in_process(catalog: &Catalog, queries: &[SearchQuery]) -> (Vec<Duration>, usize) {
     let mut hits = 0;
     let samples = queries
@@ -278,6 +289,19 @@ fn search_in_process(catalog: &Catalog, queries: &[SearchQuery]) -> (Vec<Duratio
         })
         .collect();
     (samples, hits)
+}
+
+/// Latency per kind of query (the kinds cycle through `queries`).
+fn by_kind(samples: &[Duration]) {
+    for (kind, name) in QUERY_KINDS.iter().enumerate() {
+        let own: Vec<Duration> = samples
+            .iter()
+            .skip(kind)
+            .step_by(QUERY_KINDS.len())
+            .copied()
+            .collect();
+        println!("  {name}: {}", percentiles(own));
+    }
 }
 
 async fn http_phase(catalog: Arc<Catalog>, updates: Vec<String>, queries: &[SearchQuery]) {
@@ -351,6 +375,16 @@ fn main() {
         start.elapsed().as_secs_f64()
     );
 
+    let sample = &signed[..signed.len().min(10_000)];
+    let start = Instant::now();
+    for jws in sample {
+        verify_publication(jws, |id| catalog.participant(id), Utc::now()).unwrap();
+    }
+    println!(
+        "verification alone (3 signatures, no store, 1 thread): {}",
+        rate(sample.len(), start.elapsed())
+    );
+
     let half = datasets / 2;
     let elapsed = publish_sequential(&catalog, &signed[..half]);
     println!("publication, domain API, 1 thread: {}", rate(half, elapsed));
@@ -367,8 +401,9 @@ fn main() {
     println!(
         "search, domain API ({SEARCHES} queries over {datasets} datasets, {:.0} hits on average): {}",
         hits as f64 / SEARCHES as f64,
-        percentiles(samples)
+        percentiles(samples.clone())
     );
+    by_kind(&samples);
 
     let catalog = Arc::new(catalog);
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -2,9 +2,9 @@
 //! [`CatalogStore`] trait, [`SledStore`] (embedded, on disk) and
 //! [`MemoryStore`] (for tests and throw-away catalogs).
 //!
-//! A publication is kept as its decoded record and, apart, the provider's
-//! JWS, so rebuilding the search index at start reads records only and does
-//! no signature work. Writing a publication or a withdrawal is atomic.
+//! A publication is kept as its decoded record beside the provider's JWS,
+//! so rebuilding the search index at start decodes records only and does no
+//! signature work. Writing a publication or a withdrawal is atomic.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -12,8 +12,6 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use crate::model::{DatasetKey, DatasetRecord, Participant, StoredDataset};
 use crate::{Error, Result};
@@ -58,14 +56,45 @@ fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|e| Error::storage(format!("corrupt {what}: {e}")))
 }
 
-/// The sled store: trees `participants`, `records`, `signed` and
-/// `withdrawn` in one database folder.
+/// The sled store, in one database folder: tree `participants` (id ->
+/// JSON) and tree `datasets`, where `d<key>` holds a publication (the
+/// record's length as 4 bytes, the record as JSON, then the signed JWS) and
+/// `w<key>` the last withdrawn version. Each change is one atomic write.
 pub struct SledStore {
     db: sled::Db,
     participants: sled::Tree,
-    records: sled::Tree,
-    signed: sled::Tree,
-    withdrawn: sled::Tree,
+    datasets: sled::Tree,
+}
+
+const PUBLISHED: u8 = b'd';
+const WITHDRAWN: u8 = b'w';
+
+fn tagged(tag: u8, key: &DatasetKey) -> Vec<u8> {
+    let mut bytes = vec![tag];
+    bytes.extend(key_bytes(key));
+    bytes
+}
+
+/// `len(record) ++ record ++ signed`.
+fn encode_dataset(dataset: &StoredDataset) -> Result<Vec<u8>> {
+    let record = encode(&dataset.record)?;
+    let length = u32::try_from(record.len()).map_err(|_| Error::storage("a record over 4 GiB"))?;
+    let mut bytes = Vec::with_capacity(4 + record.len() + dataset.signed.len());
+    bytes.extend_from_slice(&length.to_be_bytes());
+    bytes.extend_from_slice(&record);
+    bytes.extend_from_slice(dataset.signed.as_bytes());
+    Ok(bytes)
+}
+
+/// The record and the signed part of a stored publication.
+fn split_dataset(bytes: &[u8]) -> Result<(&[u8], &[u8])> {
+    let corrupt = || Error::storage("corrupt publication");
+    let (length, rest) = bytes.split_first_chunk::<4>().ok_or_else(corrupt)?;
+    let length = usize::try_from(u32::from_be_bytes(*length)).map_err(|_| corrupt())?;
+    if rest.len() < length {
+        return Err(corrupt());
+    }
+    Ok(rest.split_at(length))
 }
 
 impl SledStore {
@@ -76,18 +105,9 @@ impl SledStore {
         let tree = |name: &str| db.open_tree(name).map_err(Error::storage);
         Ok(Self {
             participants: tree("participants")?,
-            records: tree("records")?,
-            signed: tree("signed")?,
-            withdrawn: tree("withdrawn")?,
+            datasets: tree("datasets")?,
             db,
         })
-    }
-}
-
-fn transaction_error(error: TransactionError<()>) -> Error {
-    match error {
-        TransactionError::Abort(()) => Error::storage("transaction aborted"),
-        TransactionError::Storage(e) => Error::storage(e),
     }
 }
 
@@ -117,48 +137,40 @@ impl CatalogStore for SledStore {
     }
 
     fn put_dataset(&self, dataset: &StoredDataset) -> Result<()> {
-        let key = key_bytes(&dataset.record.key());
-        let record = encode(&dataset.record)?;
-        let signed = dataset.signed.as_bytes();
-        (&self.records, &self.signed)
-            .transaction(|(records, signeds)| {
-                records.insert(key.as_slice(), record.as_slice())?;
-                signeds.insert(key.as_slice(), signed)?;
-                Ok::<_, ConflictableTransactionError<()>>(())
-            })
-            .map_err(transaction_error)
+        let key = tagged(PUBLISHED, &dataset.record.key());
+        self.datasets
+            .insert(key, encode_dataset(dataset)?)
+            .map_err(Error::storage)?;
+        Ok(())
     }
 
     fn dataset(&self, key: &DatasetKey) -> Result<Option<StoredDataset>> {
-        let key = key_bytes(key);
-        let Some(record) = self.records.get(&key).map_err(Error::storage)? else {
+        let Some(bytes) = self
+            .datasets
+            .get(tagged(PUBLISHED, key))
+            .map_err(Error::storage)?
+        else {
             return Ok(None);
         };
-        let signed = self
-            .signed
-            .get(&key)
-            .map_err(Error::storage)?
-            .ok_or_else(|| Error::storage("a record without its signed description"))?;
+        let (record, signed) = split_dataset(&bytes)?;
         Ok(Some(StoredDataset {
-            record: decode(&record, "dataset record")?,
+            record: decode(record, "dataset record")?,
             signed: String::from_utf8(signed.to_vec()).map_err(Error::storage)?,
         }))
     }
 
     fn remove_dataset(&self, key: &DatasetKey, version: u64) -> Result<()> {
-        let key = key_bytes(key);
-        (&self.records, &self.signed, &self.withdrawn)
-            .transaction(|(records, signeds, withdrawn)| {
-                records.remove(key.as_slice())?;
-                signeds.remove(key.as_slice())?;
-                withdrawn.insert(key.as_slice(), &version.to_be_bytes())?;
-                Ok::<_, ConflictableTransactionError<()>>(())
-            })
-            .map_err(transaction_error)
+        let mut batch = sled::Batch::default();
+        batch.remove(tagged(PUBLISHED, key));
+        batch.insert(tagged(WITHDRAWN, key), &version.to_be_bytes());
+        self.datasets.apply_batch(batch).map_err(Error::storage)
     }
 
     fn withdrawn_version(&self, key: &DatasetKey) -> Result<Option<u64>> {
-        let found = self.withdrawn.get(key_bytes(key)).map_err(Error::storage)?;
+        let found = self
+            .datasets
+            .get(tagged(WITHDRAWN, key))
+            .map_err(Error::storage)?;
         found
             .map(|bytes| {
                 <[u8; 8]>::try_from(bytes.as_ref())
@@ -169,9 +181,10 @@ impl CatalogStore for SledStore {
     }
 
     fn for_each_record(&self, visit: &mut dyn FnMut(DatasetRecord) -> Result<()>) -> Result<()> {
-        for item in &self.records {
+        for item in self.datasets.scan_prefix([PUBLISHED]) {
             let (_, bytes) = item.map_err(Error::storage)?;
-            visit(decode(&bytes, "dataset record")?)?;
+            let (record, _) = split_dataset(&bytes)?;
+            visit(decode(record, "dataset record")?)?;
         }
         Ok(())
     }
@@ -256,5 +269,98 @@ impl CatalogStore for MemoryStore {
 
     fn flush(&self) -> Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::OfferRecord;
+    use crate::sample::SampleProvider;
+    use chrono::Utc;
+    use policy::model::Access;
+
+    fn stored(provider: &SampleProvider, id: &str, version: u64) -> StoredDataset {
+        let policy = provider.policy(id, &["research"], Access::Rows);
+        let record = DatasetRecord {
+            provider: provider.id.clone(),
+            id: id.to_owned(),
+            version,
+            title: format!("title of {id}"),
+            description: String::new(),
+            keywords: Vec::new(),
+            sector: None,
+            columns: Vec::new(),
+            row_count: 1,
+            updated_at: Utc::now(),
+            endpoint: "http://p.example".into(),
+            offers: vec![OfferRecord {
+                id: "o".into(),
+                issued_at: 0,
+                endpoint: "http://p.example".into(),
+                policy_hash: "h".into(),
+                policy,
+            }],
+            published_at: Utc::now(),
+            signer_key_id: "kid".into(),
+        };
+        StoredDataset {
+            record,
+            signed: format!("jws-of-{id}-{version}"),
+        }
+    }
+
+    fn behaves_as_a_store(store: &dyn CatalogStore) {
+        let north = SampleProvider::new("north").unwrap();
+        let south = SampleProvider::new("south").unwrap();
+        let a = stored(&south, "a", 1);
+        let b = stored(&north, "b", 1);
+        let c = stored(&north, "c", 2);
+        for dataset in [&a, &b, &c] {
+            store.put_dataset(dataset).unwrap();
+        }
+        assert_eq!(store.dataset(&b.record.key()).unwrap().as_ref(), Some(&b));
+        let mut keys = Vec::new();
+        store
+            .for_each_record(&mut |r| {
+                keys.push(r.key().to_string());
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(keys, ["north/b", "north/c", "south/a"]);
+        store.remove_dataset(&c.record.key(), 3).unwrap();
+        assert_eq!(store.dataset(&c.record.key()).unwrap(), None);
+        assert_eq!(store.withdrawn_version(&c.record.key()).unwrap(), Some(3));
+        assert_eq!(store.withdrawn_version(&b.record.key()).unwrap(), None);
+        let mut count = 0;
+        store
+            .for_each_record(&mut |_| {
+                count += 1;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(count, 2);
+        assert!(store.participants().unwrap().is_empty());
+        store.flush().unwrap();
+    }
+
+    #[test]
+    fn memory_and_sled_stores_behave_alike() {
+        behaves_as_a_store(&MemoryStore::new());
+        let dir = tempfile::tempdir().unwrap();
+        behaves_as_a_store(&SledStore::open(dir.path()).unwrap());
+    }
+
+    #[test]
+    fn sled_store_refuses_corrupt_publications() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let key = DatasetKey::new("north", "x");
+        store
+            .datasets
+            .insert(tagged(PUBLISHED, &key), &[0, 0, 0, 9, b'{'])
+            .unwrap();
+        assert!(matches!(store.dataset(&key), Err(Error::Storage(_))));
+        assert!(store.for_each_record(&mut |_| Ok(())).is_err());
     }
 }
