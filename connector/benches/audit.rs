@@ -48,6 +48,23 @@ fn entry(n: u64) -> AuditEntry {
         .with_result_hash("sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08")
 }
 
+/// CPU time (user + system) of the whole process so far, from
+/// `/proc/self/stat` (clock ticks, taken as 100 per second).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which ends with `)`: utime is the
+    // 12th and stime the 13th of them.
+    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn rss_mib() -> String {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let field = |name: &str| {
@@ -152,12 +169,12 @@ fn verify_time(count: u64) {
     let store = SledAuditStore::open(&path).unwrap();
     read_and_hash_time(&store);
     println!("before verify: {}", rss_mib());
-    let start = Instant::now();
+    let (start, cpu) = (Instant::now(), cpu_seconds());
     let report = verify(&store, &key.public_key()).unwrap();
-    let elapsed = start.elapsed();
+    let (elapsed, cpu) = (start.elapsed(), cpu_seconds() - cpu);
     assert!(report.is_intact(), "{report}");
     println!(
-        "verify: {report} in {:.2} s = {:.0} records/s; {}",
+        "verify: {report} in {:.2} s = {:.0} records/s ({cpu:.2} s of CPU); {}",
         elapsed.as_secs_f64(),
         report.records as f64 / elapsed.as_secs_f64(),
         rss_mib()
@@ -172,9 +189,11 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    let load = || std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
-        "audit bench on {} cores",
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        "audit bench on {} cores, load average {}",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        load().trim()
     );
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     if only != "verify" {
@@ -185,4 +204,5 @@ fn main() {
     if only != "append" {
         verify_time(records);
     }
+    println!("load average at the end {}", load().trim());
 }

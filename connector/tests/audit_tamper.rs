@@ -39,7 +39,19 @@ fn home_with_log() -> tempfile::TempDir {
 
 /// Edits the raw sled tree of the audit log.
 fn tamper(home: &Path, edit: impl FnOnce(&sled::Tree)) {
-    let db = sled::open(audit_dir(home)).unwrap();
+    // sled releases its lock a moment after the log is closed.
+    let mut attempts = 0;
+    let db = loop {
+        match sled::open(audit_dir(home)) {
+            Ok(db) => break db,
+            Err(e) if attempts < 100 => {
+                attempts += 1;
+                eprintln!("retrying: {e}");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("cannot open the audit database: {e}"),
+        }
+    };
     edit(&db.open_tree(AUDIT_TREE).unwrap());
     db.flush().unwrap();
 }

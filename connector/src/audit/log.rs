@@ -2,8 +2,9 @@
 //!
 //! Appenders send their entry over a bounded channel to one writer thread
 //! and wait on a oneshot. The writer takes every entry waiting (up to
-//! [`MAX_BATCH`]), seals them in order with [`Chain`], stores the whole batch
-//! with one flush, and only then answers each appender. So a record is
+//! [`MAX_BATCH`], lingering up to 300 µs for the appenders of the previous
+//! batch to come back), seals them in order with [`Chain`], stores the whole
+//! batch with one flush, and only then answers each appender. So a record is
 //! durable before `append` returns, sequence numbers are assigned by one
 //! thread (never repeated, never skipped), and many concurrent appenders
 //! share each flush.
@@ -14,6 +15,7 @@
 
 use std::sync::{Arc, OnceLock};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use policy::keys::KeyPair;
 use tokio::sync::{mpsc, oneshot};
@@ -28,6 +30,12 @@ pub const MAX_BATCH: usize = 4096;
 
 /// Entries that may wait for the writer before appenders wait to send.
 const QUEUE: usize = 16 * 1024;
+
+/// Longest the writer waits for more entries before a flush.
+const LINGER: Duration = Duration::from_micros(300);
+
+/// How often it looks for them meanwhile.
+const LINGER_STEP: Duration = Duration::from_micros(50);
 
 type Reply = oneshot::Sender<Result<AuditRecord>>;
 
@@ -112,8 +120,9 @@ impl AuditLog {
     }
 
     /// Stops accepting entries, lets the writer store those already sent,
-    /// and waits until it has released the store (after this, a sled
-    /// database can be opened again).
+    /// and waits until it has released the store (after this, and once the
+    /// caller's own clones of the store are dropped, a sled database can be
+    /// opened again).
     pub async fn close(self) {
         let Self {
             sender, finished, ..
@@ -144,18 +153,36 @@ struct Writer {
 impl Writer {
     fn run(mut self) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
+        let mut previous = 0;
         while let Some(first) = self.receiver.blocking_recv() {
             batch.push(first);
+            self.gather(&mut batch, previous);
+            previous = batch.len();
+            if let Err((error, replies)) = self.commit(batch.drain(..)) {
+                self.halt(&error, replies);
+                return;
+            }
+        }
+    }
+
+    /// Takes the entries waiting. While fewer than `expected` (the size of
+    /// the last batch: its appenders are likely to append again) are in,
+    /// waits up to [`LINGER`] for them, so that they share this flush
+    /// instead of the next: without it, batches alternate between the few
+    /// appenders that were quick and all the others.
+    fn gather(&mut self, batch: &mut Vec<Request>, expected: usize) {
+        let deadline = Instant::now() + LINGER;
+        loop {
             while batch.len() < MAX_BATCH {
                 match self.receiver.try_recv() {
                     Ok(request) => batch.push(request),
                     Err(_) => break,
                 }
             }
-            if let Err((error, replies)) = self.commit(batch.drain(..)) {
-                self.halt(&error, replies);
+            if batch.len() >= expected.min(MAX_BATCH) || Instant::now() >= deadline {
                 return;
             }
+            thread::sleep(LINGER_STEP);
         }
     }
 

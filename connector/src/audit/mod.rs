@@ -18,13 +18,14 @@
 //! | `checkpoint` | the signed checkpoint JWS |
 //! | `store`, `sled_store` | [`AuditStore`] with [`MemoryAuditStore`] and [`SledAuditStore`] |
 //! | `log` | [`AuditLog`]: the writer thread and group commit |
-//! | `verify` | [`verify`] and its [`VerifyReport`] |
+//! | `verify`, `chunk` | [`verify`] and its [`VerifyReport`]; the check of one chunk |
 //! | `home` | the home-folder layout and [`verify_home`] |
 //!
 //! This module has its own error type, [`AuditError`].
 
 mod chain;
 mod checkpoint;
+mod chunk;
 mod error;
 mod home;
 mod log;

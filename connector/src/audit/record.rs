@@ -271,14 +271,22 @@ impl AuditRecord {
 
     /// The hash this record's content calls for (whatever `hash` holds).
     pub fn compute_hash(&self) -> Result<String> {
-        let canonical = serde_json::to_vec(&self.hashed_content())
-            .map_err(|e| super::AuditError::Encode(e.to_string()))?;
-        Ok(policy::canonical::hash_bytes(&canonical))
+        Ok(policy::canonical::hash_bytes(&self.canonical_content()?))
     }
 
-    /// Whether `hash` matches the content.
+    /// Whether `hash` matches the content: the same answer as comparing it
+    /// with [`AuditRecord::compute_hash`], without rendering the hash.
     pub fn hash_matches(&self) -> Result<bool> {
-        Ok(self.compute_hash()? == self.hash)
+        let digest = ring::digest::digest(&ring::digest::SHA256, &self.canonical_content()?);
+        Ok(renders_as(digest.as_ref(), &self.hash))
+    }
+
+    /// The canonical JSON of everything but `hash`.
+    fn canonical_content(&self) -> Result<Vec<u8>> {
+        let mut canonical = Vec::with_capacity(CONTENT_CAPACITY);
+        serde_json::to_writer(&mut canonical, &self.hashed_content())
+            .map_err(|e| super::AuditError::Encode(e.to_string()))?;
+        Ok(canonical)
     }
 
     fn hashed_content(&self) -> HashedContent<'_> {
@@ -302,6 +310,26 @@ impl AuditRecord {
             time: &self.time,
         }
     }
+}
+
+/// Room for the canonical content of a typical record, so that encoding it
+/// does not reallocate.
+const CONTENT_CAPACITY: usize = 1024;
+
+/// Whether `hash` is `digest` as `policy::canonical::hash_bytes` renders it
+/// (`sha256:` and lowercase hex).
+fn renders_as(digest: &[u8], hash: &str) -> bool {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let Some(hex) = hash.strip_prefix(policy::canonical::HASH_PREFIX) else {
+        return false;
+    };
+    hex.len() == digest.len() * 2
+        && digest
+            .iter()
+            .zip(hex.as_bytes().chunks_exact(2))
+            .all(|(byte, pair)| {
+                pair[0] == HEX[usize::from(byte >> 4)] && pair[1] == HEX[usize::from(byte & 0xf)]
+            })
 }
 
 #[cfg(test)]
@@ -365,6 +393,25 @@ mod tests {
             assert!(!record.hash_matches().unwrap(), "{record:?}");
         }
         assert!(base.hash_matches().unwrap());
+    }
+
+    #[test]
+    fn hash_matches_only_the_exact_rendering() {
+        let record = AuditRecord::seal(full_entry(), 2, GENESIS_HASH.into()).unwrap();
+        assert!(record.hash_matches().unwrap());
+        let hex = record.hash.trim_start_matches("sha256:").to_owned();
+        for other in [
+            format!("sha256:{}", hex.to_uppercase()),
+            format!("SHA256:{hex}"),
+            hex.clone(),
+            format!("sha256:{}", &hex[..62]),
+            format!("sha256:{hex}00"),
+            String::new(),
+        ] {
+            let mut tampered = record.clone();
+            tampered.hash = other;
+            assert!(!tampered.hash_matches().unwrap(), "{}", tampered.hash);
+        }
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! device honouring write ordering, as for every sled-backed store.
 
 use std::path::Path;
+use std::thread;
+use std::time::{Duration, Instant};
 
 use super::error::{AuditError, Result};
 use super::record::AuditRecord;
@@ -20,6 +22,12 @@ pub const AUDIT_TREE: &str = "audit_records";
 /// memory of a full verification bounded.
 const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
+/// How long opening waits for a locked database.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+
+/// How often it tries meanwhile.
+const LOCK_RETRY: Duration = Duration::from_millis(20);
+
 /// Records in a sled database.
 pub struct SledAuditStore {
     db: sled::Db,
@@ -28,12 +36,37 @@ pub struct SledAuditStore {
 
 impl SledAuditStore {
     /// Opens (or creates) the audit database in the folder `path`.
+    ///
+    /// sled locks the database while it is open and releases the lock a
+    /// moment after the last handle is dropped, from its own threads; so a
+    /// locked database is retried for up to [`LOCK_WAIT`] before giving up
+    /// (then another handle, such as a running connector, holds it).
     pub fn open(path: &Path) -> Result<Self> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(CACHE_BYTES)
-            .open()
-            .map_err(|e| AuditError::store(format!("cannot open `{}`: {e}", path.display())))?;
+        let deadline = Instant::now() + LOCK_WAIT;
+        let db = loop {
+            match sled::Config::new()
+                .path(path)
+                .cache_capacity(CACHE_BYTES)
+                .open()
+            {
+                Ok(db) => break db,
+                Err(e) if is_locked(&e) && Instant::now() < deadline => {
+                    thread::sleep(LOCK_RETRY);
+                }
+                Err(e) if is_locked(&e) => {
+                    return Err(AuditError::store(format!(
+                        "the audit log `{}` is in use (is the connector running?)",
+                        path.display()
+                    )));
+                }
+                Err(e) => {
+                    return Err(AuditError::store(format!(
+                        "cannot open `{}`: {e}",
+                        path.display()
+                    )));
+                }
+            }
+        };
         let tree = db.open_tree(AUDIT_TREE).map_err(AuditError::store)?;
         Ok(Self { db, tree })
     }
@@ -48,6 +81,11 @@ impl SledAuditStore {
         }
         Self::open(path)
     }
+}
+
+/// Whether sled failed to open because its database is locked.
+fn is_locked(error: &sled::Error) -> bool {
+    matches!(error, sled::Error::Io(e) if e.to_string().contains("could not acquire lock"))
 }
 
 impl std::fmt::Debug for SledAuditStore {
@@ -134,6 +172,17 @@ mod tests {
         }
         let store = SledAuditStore::open(&path).unwrap();
         assert_eq!(store.range(0, 10).unwrap(), records);
+    }
+
+    #[test]
+    fn a_database_held_open_is_refused_after_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit");
+        let _held = SledAuditStore::open(&path).unwrap();
+        let start = std::time::Instant::now();
+        let err = SledAuditStore::open(&path).unwrap_err();
+        assert!(err.to_string().contains("is in use"), "{err}");
+        assert!(start.elapsed() >= LOCK_WAIT);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Verification of a stored chain: every record's hash, the `prev_hash`
 //! links, contiguous sequence numbers from #0, and every checkpoint's
-//! signature and content. Records are read in chunks, so memory stays
-//! bounded whatever the length of the log.
+//! signature and content. Records are read in chunks, checked in parallel
+//! and joined in order, so memory stays bounded whatever the length of the
+//! log.
 //!
 //! What a chain cannot prove about itself: records removed from its end.
 //! A log cut after any record verifies as a shorter intact chain; the
@@ -9,14 +10,19 @@
 //! exported checkpoint (whose signed `count` states the length it saw).
 //! Records after the last checkpoint are only hash-chained, not yet signed.
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::thread;
 
 use policy::keys::PublicKey;
 use serde::Serialize;
 
-use super::checkpoint::check_checkpoint;
-use super::error::{AuditError, Result};
-use super::record::{AuditRecord, GENESIS_HASH, RecordKind};
+use super::chunk::{ChunkSummary, check_chunk, link_reason};
+use super::error::Result;
+use super::record::GENESIS_HASH;
 use super::store::AuditStore;
 
 /// Records read from the store at a time.
@@ -67,110 +73,128 @@ impl fmt::Display for VerifyReport {
 /// Verifies the chain in `store`; checkpoints must be signed by `signer`.
 /// `Err` only when the store cannot be read at all; a damaged record is a
 /// [`Broken`] in the report.
+///
+/// Chunks of [`VERIFY_CHUNK`] records are checked on as many threads as the
+/// machine has cores and joined in order; memory holds one chunk per thread.
 pub fn verify(store: &dyn AuditStore, signer: &PublicKey) -> Result<VerifyReport> {
-    let mut check = ChainCheck::new(signer);
+    let workers = thread::available_parallelism().map_or(1, NonZeroUsize::get);
+    verify_in_chunks(store, signer, VERIFY_CHUNK, workers.min(MAX_WORKERS))
+}
+
+/// Most threads a verification uses.
+const MAX_WORKERS: usize = 8;
+
+/// A chunk's index and what checking it gave.
+type Checked = (u64, Result<ChunkSummary>);
+
+/// [`verify`] with chunks of `size` records checked by `workers` threads.
+fn verify_in_chunks(
+    store: &dyn AuditStore,
+    signer: &PublicKey,
+    size: usize,
+    workers: usize,
+) -> Result<VerifyReport> {
+    let next = AtomicU64::new(0);
+    // The lowest chunk known to end the chain; none above it is checked.
+    let last = AtomicU64::new(u64::MAX);
+    let (sender, receiver) = mpsc::channel::<Checked>();
+    thread::scope(|scope| {
+        for _ in 0..workers.max(1) {
+            let (sender, next, last) = (sender.clone(), &next, &last);
+            scope.spawn(move || check_chunks(store, signer, size, next, last, &sender));
+        }
+        drop(sender);
+        let outcome = Join::new(size).run(receiver);
+        last.store(0, Ordering::Relaxed);
+        outcome
+    })
+}
+
+/// A worker: checks chunks in increasing order until one ends the chain.
+fn check_chunks(
+    store: &dyn AuditStore,
+    signer: &PublicKey,
+    size: usize,
+    next: &AtomicU64,
+    last: &AtomicU64,
+    sender: &mpsc::Sender<Checked>,
+) {
     loop {
-        let from = check.expected;
-        let chunk = match store.range(from, VERIFY_CHUNK) {
-            Ok(chunk) => chunk,
-            Err(AuditError::Corrupt { seq, reason }) if seq >= from => {
-                let broken = check.one_by_one(store, from, seq, reason)?;
-                return Ok(check.report(Some(broken)));
-            }
-            Err(error) => return Err(error),
-        };
-        if chunk.is_empty() {
-            return Ok(check.report(None));
+        let index = next.fetch_add(1, Ordering::Relaxed);
+        if index > last.load(Ordering::Relaxed) {
+            return;
         }
-        for record in &chunk {
-            if let Err(broken) = check.check(record) {
-                return Ok(check.report(Some(broken)));
-            }
+        let checked = check_chunk(store, signer, index * size as u64, size);
+        let ends = checked.as_ref().map_or(true, |chunk| {
+            chunk.broken.is_some() || chunk.count < size as u64
+        });
+        if ends {
+            last.fetch_min(index, Ordering::Relaxed);
+        }
+        if sender.send((index, checked)).is_err() {
+            return;
         }
     }
 }
 
-/// The running state of a verification.
-struct ChainCheck<'a> {
-    signer: &'a PublicKey,
-    expected: u64,
-    prev_hash: String,
+/// Joins chunk summaries in order into the report.
+struct Join {
+    size: u64,
+    records: u64,
     checkpoints: u64,
+    prev_hash: String,
 }
 
-impl<'a> ChainCheck<'a> {
-    fn new(signer: &'a PublicKey) -> Self {
+impl Join {
+    fn new(size: usize) -> Self {
         Self {
-            signer,
-            expected: 0,
-            prev_hash: GENESIS_HASH.to_owned(),
+            size: size as u64,
+            records: 0,
             checkpoints: 0,
+            prev_hash: GENESIS_HASH.to_owned(),
         }
     }
 
-    /// Checks the next record of the chain and moves past it.
-    fn check(&mut self, record: &AuditRecord) -> Result<(), Broken> {
-        let seq = self.expected;
-        let broken = |reason: String| Broken { seq, reason };
-        if record.seq != seq {
-            return Err(broken(if record.seq > seq {
-                format!("it is missing (the next record stored is #{})", record.seq)
-            } else {
-                format!("record #{} is stored in its place", record.seq)
-            }));
-        }
-        match record.hash_matches() {
-            Ok(true) => {}
-            Ok(false) => return Err(broken("its content does not match its hash".into())),
-            Err(error) => return Err(broken(format!("its hash cannot be computed: {error}"))),
-        }
-        if record.prev_hash != self.prev_hash {
-            return Err(broken(match seq {
-                0 => "its `prev_hash` is not the genesis hash".into(),
-                _ => format!("its `prev_hash` is not the hash of record #{}", seq - 1),
-            }));
-        }
-        if record.kind == RecordKind::Checkpoint {
-            check_checkpoint(record, self.signer).map_err(broken)?;
-            self.checkpoints += 1;
-        }
-        self.expected += 1;
-        self.prev_hash.clone_from(&record.hash);
-        Ok(())
-    }
-
-    /// After a chunk failed to read because record `corrupt` is damaged:
-    /// checks the records from `from` one at a time, so that an earlier
-    /// break is still the one reported.
-    fn one_by_one(
-        &mut self,
-        store: &dyn AuditStore,
-        from: u64,
-        corrupt: u64,
-        reason: String,
-    ) -> Result<Broken> {
-        for seq in from..corrupt {
-            let Some(record) = store.get(seq)? else {
-                return Ok(Broken {
-                    seq,
-                    reason: format!("it is missing (record #{corrupt} is stored after it)"),
-                });
-            };
-            if let Err(broken) = self.check(&record) {
-                return Ok(broken);
+    /// Takes summaries as they come, joins them in chunk order, and returns
+    /// at the first chunk that ends the chain.
+    fn run(mut self, receiver: mpsc::Receiver<Checked>) -> Result<VerifyReport> {
+        let mut waiting = BTreeMap::new();
+        let mut index = 0;
+        for (at, checked) in receiver {
+            waiting.insert(at, checked);
+            while let Some(checked) = waiting.remove(&index) {
+                if let Some(report) = self.join(checked?) {
+                    return Ok(report);
+                }
+                index += 1;
             }
         }
-        Ok(Broken {
-            seq: corrupt,
-            reason: format!("it cannot be read: {reason}"),
-        })
+        // Unreachable: the chunk that stopped the workers was sent.
+        Ok(self.report(None))
+    }
+
+    /// Adds the next chunk; returns the report if the chain ends with it.
+    fn join(&mut self, chunk: ChunkSummary) -> Option<VerifyReport> {
+        if let Some(first) = &chunk.first_prev_hash
+            && *first != self.prev_hash
+        {
+            let reason = link_reason(chunk.start);
+            let seq = chunk.start;
+            return Some(self.report(Some(Broken { seq, reason })));
+        }
+        self.records += chunk.count;
+        self.checkpoints += chunk.checkpoints;
+        if let Some(last) = chunk.last_hash {
+            self.prev_hash = last;
+        }
+        (chunk.broken.is_some() || chunk.count < self.size).then(|| self.report(chunk.broken))
     }
 
     fn report(&self, first_broken: Option<Broken>) -> VerifyReport {
         VerifyReport {
-            records: self.expected,
+            records: self.records,
             checkpoints: self.checkpoints,
-            head: (self.expected > 0).then(|| self.prev_hash.clone()),
+            head: (self.records > 0).then(|| self.prev_hash.clone()),
             first_broken,
         }
     }
@@ -181,7 +205,7 @@ mod tests {
     use super::*;
     use crate::audit::chain::Chain;
     use crate::audit::checkpoint::CheckpointClaims;
-    use crate::audit::record::AuditEntry;
+    use crate::audit::record::{AuditEntry, AuditRecord, RecordKind};
     use crate::audit::store::MemoryAuditStore;
     use policy::keys::KeyPair;
     use std::sync::Arc;
@@ -198,10 +222,19 @@ mod tests {
         (records, key)
     }
 
+    /// Verifies `records` with several chunk sizes and thread counts, which
+    /// must all agree, and returns the report.
     fn verify_records(records: &[AuditRecord], key: &KeyPair) -> VerifyReport {
         let store = MemoryAuditStore::new();
         store.append_batch(records).unwrap();
-        verify(&store, &key.public_key()).unwrap()
+        let report = verify(&store, &key.public_key()).unwrap();
+        for size in [1, 2, 3, 5, 64] {
+            for workers in [1, 2, 3] {
+                let other = verify_in_chunks(&store, &key.public_key(), size, workers).unwrap();
+                assert_eq!(other, report, "chunks of {size}, {workers} threads");
+            }
+        }
+        report
     }
 
     fn broken_at(report: &VerifyReport) -> (u64, &str) {
@@ -237,7 +270,9 @@ mod tests {
     #[test]
     fn verifies_across_chunks() {
         let (records, key) = sealed(VERIFY_CHUNK * 2 + 10);
-        let report = verify_records(&records, &key);
+        let store = MemoryAuditStore::new();
+        store.append_batch(&records).unwrap();
+        let report = verify(&store, &key.public_key()).unwrap();
         assert!(report.is_intact(), "{report}");
         assert_eq!(report.records, records.len() as u64);
     }
@@ -336,6 +371,31 @@ mod tests {
             broken_at(&report),
             (0, "its `prev_hash` is not the genesis hash")
         );
+    }
+
+    /// A store that cannot be read at all.
+    struct UnreadableStore;
+
+    impl AuditStore for UnreadableStore {
+        fn append_batch(&self, _: &[AuditRecord]) -> Result<()> {
+            Ok(())
+        }
+        fn last(&self) -> Result<Option<AuditRecord>> {
+            Ok(None)
+        }
+        fn get(&self, _: u64) -> Result<Option<AuditRecord>> {
+            Ok(None)
+        }
+        fn range(&self, _: u64, _: usize) -> Result<Vec<AuditRecord>> {
+            Err(crate::audit::AuditError::store("i/o error"))
+        }
+    }
+
+    #[test]
+    fn an_unreadable_store_is_an_error_not_a_report() {
+        let key = KeyPair::generate().unwrap();
+        let err = verify(&UnreadableStore, &key.public_key()).unwrap_err();
+        assert!(err.to_string().contains("i/o error"), "{err}");
     }
 
     /// Decided: cutting the tail is not detectable from the chain alone. A
