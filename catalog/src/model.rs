@@ -77,9 +77,9 @@ pub enum UnpublishKind {
 
 /// A provider's signed request to withdraw one of its datasets.
 ///
-/// Signed as a document of kind `DatasetDescription` (JWS `typ`
-/// `dataset+jws`): its `"type": "Unpublish"` member, which a description
-/// never has (both refuse unknown members), keeps the two apart. `version`
+/// Signed as a document of its own kind, `DatasetWithdrawal` (JWS `typ`
+/// `dataset-withdrawal+jws`), so a withdrawal can never pass for a
+/// description or the other way round. `version`
 /// must be at least the published version, so an old request cannot withdraw
 /// a later publication.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -94,7 +94,7 @@ pub fn verify_unpublish(
     provider_of: impl Fn(&str) -> Result<Participant>,
 ) -> Result<Unpublish> {
     let doc: SignedDocument<Unpublish> =
-        SignedDocument::verify(jws.trim(), DocumentKind::DatasetDescription, None)
+        SignedDocument::verify(jws.trim(), DocumentKind::DatasetWithdrawal, None)
             .map_err(|e| Error::trust("unpublish request", e))?;
     let request = doc.payload();
     if request.provider != provider {
@@ -600,7 +600,16 @@ mod tests {
         let participant = f.participant.clone();
         let lookup = move |_: &str| Ok(participant.clone());
         let err =
-            verify_unpublish(signed.jws(), "platform-north", "telemetry", lookup).unwrap_err();
+            verify_unpublish(signed.jws(), "platform-north", "telemetry", &lookup).unwrap_err();
+        assert!(matches!(err, Error::Trust { .. }), "{err}");
+        // A withdrawal's content signed under the description's `typ` is
+        // not a withdrawal.
+        let request = Unpublish::new("platform-north", "telemetry", 1, Utc::now());
+        let mistyped =
+            SignedDocument::sign(request, DocumentKind::DatasetDescription, &f.provider.key)
+                .unwrap();
+        let err =
+            verify_unpublish(mistyped.jws(), "platform-north", "telemetry", &lookup).unwrap_err();
         assert!(matches!(err, Error::Trust { .. }), "{err}");
     }
 

@@ -163,7 +163,7 @@ impl SampleProvider {
     /// A signed request to withdraw version `version` of `dataset`.
     pub fn unpublish(&self, dataset: &str, version: u64) -> Result<SignedDocument<Unpublish>> {
         let request = Unpublish::new(&self.id, dataset, version, Utc::now());
-        SignedDocument::sign(request, DocumentKind::DatasetDescription, &self.key).map_err(signing)
+        SignedDocument::sign(request, DocumentKind::DatasetWithdrawal, &self.key).map_err(signing)
     }
 }
 

@@ -63,7 +63,7 @@ impl Connector {
             _ => {
                 let request = Unpublish::new(self.id(), dataset, version, chrono::Utc::now());
                 let signed =
-                    SignedDocument::sign(request, DocumentKind::DatasetDescription, &self.key)?;
+                    SignedDocument::sign(request, DocumentKind::DatasetWithdrawal, &self.key)?;
                 match client.unpublish(&signed).await {
                     Ok(_) => {}
                     // Never published: nothing to withdraw.

@@ -42,11 +42,13 @@ pub enum DocumentKind {
     Acceptance,
     /// A provider's dataset description, published to the catalog.
     DatasetDescription,
+    /// A provider's request to withdraw a published dataset.
+    DatasetWithdrawal,
 }
 
 impl DocumentKind {
     /// Every kind.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::UsagePolicy,
         Self::Offer,
         Self::Agreement,
@@ -54,6 +56,7 @@ impl DocumentKind {
         Self::ContractRequest,
         Self::Acceptance,
         Self::DatasetDescription,
+        Self::DatasetWithdrawal,
     ];
 
     /// The JWS `typ` of this kind.
@@ -66,6 +69,7 @@ impl DocumentKind {
             Self::ContractRequest => "contract-request+jws",
             Self::Acceptance => "agreement-acceptance+jws",
             Self::DatasetDescription => "dataset+jws",
+            Self::DatasetWithdrawal => "dataset-withdrawal+jws",
         }
     }
 
@@ -84,6 +88,7 @@ impl DocumentKind {
             Self::ContractRequest => "contract request",
             Self::Acceptance => "agreement acceptance",
             Self::DatasetDescription => "dataset description",
+            Self::DatasetWithdrawal => "dataset withdrawal",
         }
     }
 }
