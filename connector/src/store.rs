@@ -4,6 +4,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Mutex;
+use std::thread;
+use std::time::{Duration, Instant};
 
 use crate::{Error, Result};
 
@@ -26,14 +28,49 @@ pub struct SledStore {
 
 impl SledStore {
     /// Opens (or creates) the store at `path`.
+    /// A store locked by another handle is waited for (see [`open_sled`]).
     pub fn open(path: &Path) -> Result<Self> {
-        let db = sled::open(path).map_err(|e| storage(&e))?;
+        let db = open_sled(&sled::Config::new().path(path)).map_err(|e| {
+            if is_locked(&e) {
+                Error::Storage(format!(
+                    "the store `{}` is in use (is the connector running?)",
+                    path.display()
+                ))
+            } else {
+                storage(&e)
+            }
+        })?;
         Ok(Self { db })
     }
 
     fn tree(&self, name: &str) -> Result<sled::Tree> {
         self.db.open_tree(name).map_err(|e| storage(&e))
     }
+}
+
+/// How long opening a locked sled database is retried: sled releases its
+/// file lock a moment after the last handle of a closed database drops.
+pub(crate) const LOCK_WAIT: Duration = Duration::from_secs(2);
+
+/// How often it is tried meanwhile.
+const LOCK_RETRY: Duration = Duration::from_millis(20);
+
+/// Opens the sled database `config` describes, retrying for up to
+/// [`LOCK_WAIT`] while another handle holds its lock; then returns the
+/// last error (see [`is_locked`]).
+pub(crate) fn open_sled(config: &sled::Config) -> sled::Result<sled::Db> {
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        match config.open() {
+            Err(e) if is_locked(&e) && Instant::now() < deadline => thread::sleep(LOCK_RETRY),
+            done => return done,
+        }
+    }
+}
+
+/// Whether `error` says another handle holds the database's lock.
+pub(crate) fn is_locked(error: &sled::Error) -> bool {
+    matches!(error, sled::Error::Io(e) if e.to_string().contains("could not acquire lock"))
 }
 
 fn storage(e: &dyn std::fmt::Display) -> Error {

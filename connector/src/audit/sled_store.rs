@@ -7,12 +7,13 @@
 //! device honouring write ordering, as for every sled-backed store.
 
 use std::path::Path;
-use std::thread;
-use std::time::{Duration, Instant};
 
 use super::error::{AuditError, Result};
 use super::record::AuditRecord;
 use super::store::AuditStore;
+#[cfg(test)]
+use crate::store::LOCK_WAIT;
+use crate::store::{is_locked, open_sled};
 
 /// Name of the sled tree holding the chain.
 pub const AUDIT_TREE: &str = "audit_records";
@@ -21,12 +22,6 @@ pub const AUDIT_TREE: &str = "audit_records";
 /// once and read in sequence, so a small cache is enough and keeps the
 /// memory of a full verification bounded.
 const CACHE_BYTES: u64 = 64 * 1024 * 1024;
-
-/// How long opening waits for a locked database.
-const LOCK_WAIT: Duration = Duration::from_secs(2);
-
-/// How often it tries meanwhile.
-const LOCK_RETRY: Duration = Duration::from_millis(20);
 
 /// Records in a sled database.
 pub struct SledAuditStore {
@@ -39,34 +34,20 @@ impl SledAuditStore {
     ///
     /// sled locks the database while it is open and releases the lock a
     /// moment after the last handle is dropped, from its own threads; so a
-    /// locked database is retried for up to [`LOCK_WAIT`] before giving up
+    /// locked database is retried for a while (`crate::store::open_sled`) before giving up
     /// (then another handle, such as a running connector, holds it).
     pub fn open(path: &Path) -> Result<Self> {
-        let deadline = Instant::now() + LOCK_WAIT;
-        let db = loop {
-            match sled::Config::new()
-                .path(path)
-                .cache_capacity(CACHE_BYTES)
-                .open()
-            {
-                Ok(db) => break db,
-                Err(e) if is_locked(&e) && Instant::now() < deadline => {
-                    thread::sleep(LOCK_RETRY);
-                }
-                Err(e) if is_locked(&e) => {
-                    return Err(AuditError::store(format!(
-                        "the audit log `{}` is in use (is the connector running?)",
-                        path.display()
-                    )));
-                }
-                Err(e) => {
-                    return Err(AuditError::store(format!(
-                        "cannot open `{}`: {e}",
-                        path.display()
-                    )));
-                }
+        let config = sled::Config::new().path(path).cache_capacity(CACHE_BYTES);
+        let db = open_sled(&config).map_err(|e| {
+            if is_locked(&e) {
+                AuditError::store(format!(
+                    "the audit log `{}` is in use (is the connector running?)",
+                    path.display()
+                ))
+            } else {
+                AuditError::store(format!("cannot open `{}`: {e}", path.display()))
             }
-        };
+        })?;
         let tree = db.open_tree(AUDIT_TREE).map_err(AuditError::store)?;
         Ok(Self { db, tree })
     }
@@ -81,11 +62,6 @@ impl SledAuditStore {
         }
         Self::open(path)
     }
-}
-
-/// Whether sled failed to open because its database is locked.
-fn is_locked(error: &sled::Error) -> bool {
-    matches!(error, sled::Error::Io(e) if e.to_string().contains("could not acquire lock"))
 }
 
 impl std::fmt::Debug for SledAuditStore {
