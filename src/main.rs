@@ -2,6 +2,7 @@
 //! policies. A thin dispatch; each command lives in [`cmd`].
 
 mod cmd;
+mod demo;
 
 use std::process::ExitCode;
 
@@ -11,7 +12,7 @@ fn main() -> ExitCode {
     let cli = cmd::Cli::parse();
     // Logs go to stderr; `RUST_LOG` overrides the default level.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,connector=info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(cli.default_log_filter()));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

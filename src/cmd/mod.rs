@@ -2,6 +2,7 @@
 
 mod authority;
 mod catalog;
+mod demo;
 mod keys;
 mod participant;
 mod policy;
@@ -57,6 +58,19 @@ enum Command {
     /// Verify the audit log.
     #[command(subcommand)]
     Audit(participant::AuditCommand),
+    /// Run the whole data space on this machine and walk through it, narrated.
+    Demo(demo::DemoArgs),
+}
+
+impl Cli {
+    /// The log filter when `RUST_LOG` is unset: the demo keeps the services
+    /// it starts quiet, so its narration stays readable.
+    pub fn default_log_filter(&self) -> &'static str {
+        match self.command {
+            Command::Demo(_) => "warn",
+            _ => "warn,connector=info",
+        }
+    }
 }
 
 impl Cli {
@@ -75,6 +89,7 @@ impl Cli {
             Command::Negotiate(args) => participant::run_negotiate(&args),
             Command::Query(args) => participant::run_query(&args),
             Command::Audit(command) => command.run(),
+            Command::Demo(args) => demo::run(&args),
         }
     }
 }
