@@ -142,6 +142,8 @@ async fn serve_keeps_the_services_up_until_interrupted_and_keeps_the_folder() {
     assert_eq!(reply.status.as_u16(), 200);
     assert!(String::from_utf8_lossy(&reply.body).contains("supplier_scorecard"));
 
+    python_reads_the_arrow_answer(&seen);
+
     let interrupted = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -151,4 +153,60 @@ async fn serve_keeps_the_services_up_until_interrupted_and_keeps_the_folder() {
     assert!(status.success(), "{status}");
     assert!(home.join("platform-north/admin.token").exists());
     assert!(home.join("data/telemetry.parquet").exists());
+}
+
+/// Runs `examples/query_arrow.py` as `--serve` prints it, when python3 has
+/// pyarrow and cryptography (`.ci/run` installs them and sets
+/// `DATASPACE_REQUIRE_PYARROW`, which turns a missing module into a failure).
+fn python_reads_the_arrow_answer(seen: &[String]) {
+    let usable = Command::new("python3")
+        .args(["-c", "import pyarrow, cryptography"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !usable {
+        assert!(
+            std::env::var_os("DATASPACE_REQUIRE_PYARROW").is_none(),
+            "python3 with pyarrow and cryptography is required"
+        );
+        eprintln!("skipped: python3 with pyarrow and cryptography is not installed");
+        return;
+    }
+    let line = seen
+        .iter()
+        .find(|l| l.contains("examples/query_arrow.py"))
+        .expect("the python command line");
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let after = |flag: &str| {
+        let at = words.iter().position(|w| *w == flag).unwrap();
+        words[at + 1].to_owned()
+    };
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/query_arrow.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .args(["--home", &after("--home")])
+        .args(["--provider", &after("--provider")])
+        .args(["--agreement", &after("--agreement")])
+        .arg("SELECT part, count(*) AS weeks FROM supplier_quality GROUP BY part ORDER BY part")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("{'part': 'bearing', 'weeks': "), "{stdout}");
+    assert!(stderr.contains("6 rows from platform-north"), "{stderr}");
+    let refused = Command::new("python3")
+        .arg(script)
+        .args(["--home", &after("--home")])
+        .args(["--provider", &after("--provider")])
+        .args(["--agreement", &after("--agreement")])
+        .arg("SELECT contact_email FROM supplier_quality")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("denied_column"), "{stderr}");
+    assert!(
+        !stderr.contains("@supplier"),
+        "a refusal quotes no value: {stderr}"
+    );
 }

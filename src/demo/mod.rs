@@ -206,12 +206,7 @@ pub async fn run(options: &DemoOptions) -> Result<()> {
     );
     println!("Everything below runs on real services over loopback HTTP, with embedded storage.");
     let mut n = Narrator::new();
-    walk(&mut n, &dir, options).await?;
-    println!(
-        "\nDone in {}: every step above was enforced and audited.",
-        millis(n.started.elapsed())
-    );
-    Ok(())
+    walk(&mut n, &dir, options).await
 }
 
 async fn walk(n: &mut Narrator, dir: &Path, options: &DemoOptions) -> Result<()> {
@@ -266,8 +261,14 @@ async fn walk(n: &mut Narrator, dir: &Path, options: &DemoOptions) -> Result<()>
     n.done();
 
     let outcome = story(n, &space, &platform, &sme, &data, options).await;
-    if outcome.is_ok() && options.serve {
-        serve_until_interrupted(&space, &platform, &sme, options.dir.is_some()).await?;
+    if outcome.is_ok() {
+        println!(
+            "\nDone in {}: every step above was enforced and audited.",
+            millis(n.started.elapsed())
+        );
+    }
+    if let (Ok(live), true) = (&outcome, options.serve) {
+        serve_until_interrupted(&space, &platform, &sme, live, options.dir.is_some()).await?;
     }
     let stopped = async {
         sme.shut_down().await?;
@@ -275,9 +276,10 @@ async fn walk(n: &mut Narrator, dir: &Path, options: &DemoOptions) -> Result<()>
         catalog.stop().await.context("cannot stop the catalog")
     }
     .await;
-    outcome.and(stopped)
+    outcome.map(drop).and(stopped)
 }
 
+/// Steps 3 to 10; returns the agreement still in force (the supplier one).
 async fn story(
     n: &mut Narrator,
     space: &Space,
@@ -285,7 +287,7 @@ async fn story(
     sme: &Served,
     data: &Path,
     options: &DemoOptions,
-) -> Result<()> {
+) -> Result<String> {
     let p = &platform.connector;
     let s = &sme.connector;
 
@@ -521,7 +523,7 @@ async fn story(
     n.say(&format!("the latest {} of {len} records:", latest.len()));
     n.say(&audit_table(&latest));
     n.done();
-    Ok(())
+    Ok(suppliers.id)
 }
 
 /// Registers a dataset and offers it; a failed publication is an error here.
@@ -590,6 +592,7 @@ async fn serve_until_interrupted(
     space: &Space,
     platform: &Served,
     sme: &Served,
+    agreement: &str,
     keep: bool,
 ) -> Result<()> {
     let platform_home = platform.home.display();
@@ -621,6 +624,14 @@ async fn serve_until_interrupted(
     println!(
         "  curl -H 'Authorization: Bearer {token}' {}/admin/negotiations",
         platform.url
+    );
+    println!(
+        "  python3 examples/query_arrow.py --home {} --provider {} --agreement {agreement} \\\n      \"SELECT part, count(*) AS weeks, avg(defects_ppm) AS ppm FROM supplier_quality GROUP BY part\"",
+        sme.home.display(),
+        platform.url
+    );
+    println!(
+        "    (needs `pip install pyarrow cryptography`; the SME's agreement {agreement} is in force)"
     );
     if keep {
         println!("\nPress Ctrl-C to stop; the folder stays.");
