@@ -181,27 +181,24 @@ fn python_reads_the_arrow_answer(seen: &[String]) {
         words[at + 1].to_owned()
     };
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/query_arrow.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .args(["--home", &after("--home")])
-        .args(["--provider", &after("--provider")])
-        .args(["--agreement", &after("--agreement")])
-        .arg("SELECT part, count(*) AS weeks FROM supplier_quality GROUP BY part ORDER BY part")
-        .output()
-        .unwrap();
+    let run = |sql: &str| {
+        Command::new("python3")
+            .arg(script)
+            .args(["--home", &after("--home")])
+            .args(["--provider", &after("--provider")])
+            .args(["--agreement", &after("--agreement")])
+            .arg(sql)
+            .output()
+            .unwrap()
+    };
+    let out =
+        run("SELECT part, count(*) AS weeks FROM supplier_quality GROUP BY part ORDER BY part");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("{'part': 'bearing', 'weeks': "), "{stdout}");
     assert!(stderr.contains("6 rows from platform-north"), "{stderr}");
-    let refused = Command::new("python3")
-        .arg(script)
-        .args(["--home", &after("--home")])
-        .args(["--provider", &after("--provider")])
-        .args(["--agreement", &after("--agreement")])
-        .arg("SELECT contact_email FROM supplier_quality")
-        .output()
-        .unwrap();
+    let refused = run("SELECT contact_email FROM supplier_quality");
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("denied_column"), "{stderr}");
