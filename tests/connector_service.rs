@@ -445,3 +445,47 @@ async fn manual_approval_waits_for_the_owner() {
     consumer.stop().await;
     provider.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_revocations_take_effect_once() {
+    let world = World::new();
+    let provider = provider(&world, |_| {}).await;
+    let consumer = start(&world, "sme-south", vec![], "sme").await;
+    let contract = consumer
+        .connector
+        .negotiate(&provider.url, OFFER, PURPOSE, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let revocations: Vec<_> = (0..8)
+        .map(|i| {
+            let p = Arc::clone(&provider.connector);
+            let id = contract.id.clone();
+            tokio::spawn(async move { p.revoke(&id, &format!("revocation {i}")).await })
+        })
+        .collect();
+    let mut won = 0;
+    for r in revocations {
+        match r.await.unwrap() {
+            Ok(n) => {
+                won += 1;
+                assert_eq!(
+                    n.state,
+                    connector::negotiation::NegotiationState::Terminated
+                );
+            }
+            Err(Error::Conflict(message)) => assert!(message.contains("already terminated")),
+            Err(other) => panic!("unexpected: {other}"),
+        }
+    }
+    assert_eq!(won, 1);
+    let store = provider.connector.audit().store();
+    let records = store.range(0, 1000).unwrap();
+    let revoked: Vec<_> = records
+        .iter()
+        .filter(|r| r.kind == connector::audit::RecordKind::AgreementRevoked)
+        .collect();
+    assert_eq!(revoked.len(), 1);
+    assert_eq!(revoked[0].dataset.as_deref(), Some("telemetry"));
+    consumer.stop().await;
+    provider.stop().await;
+}

@@ -54,6 +54,9 @@ pub struct Connector {
     pub(crate) engines: Mutex<HashMap<String, Arc<GovernedEngine>>>,
     /// Queries charged per agreement, rebuilt from the audit log at start.
     pub(crate) quota: Mutex<HashMap<String, u64>>,
+    /// Serialises changes of a stored negotiation (load, change, save,
+    /// audit), so that concurrent decisions cannot overwrite each other.
+    transitions: tokio::sync::Mutex<()>,
     admin_token_hash: String,
 }
 
@@ -96,6 +99,7 @@ impl Connector {
             audit: parts.audit,
             engines: Mutex::new(HashMap::new()),
             quota,
+            transitions: tokio::sync::Mutex::new(()),
             admin_token_hash: parts.admin_token_hash,
         })
     }
@@ -277,38 +281,51 @@ impl Connector {
         Ok(n)
     }
 
-    /// The owner's decision on a `REQUESTED` negotiation.
-    pub async fn decide(&self, id: &str, approve: bool) -> Result<Negotiation> {
+    /// Changes stored negotiation `id` under the transitions lock: `change`
+    /// checks the current state, changes it and names the audit record;
+    /// then the negotiation is saved and the record written.
+    async fn transition(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut Negotiation) -> Result<AuditEntry>,
+    ) -> Result<Negotiation> {
+        let _serial = self.transitions.lock().await;
         let store = Negotiations::new(self.store.as_ref());
         let mut n = store.get(id)?;
-        if n.state != NegotiationState::Requested {
-            return Err(Error::Conflict(format!(
-                "the negotiation `{id}` is not waiting for a decision"
-            )));
-        }
-        if approve {
-            let offer = self.offer(&n.request.payload().offer_id)?;
-            n.agreement = Some(negotiation::sign_agreement(
-                &n.id,
-                &n.request,
-                offer.payload(),
-                &self.key,
-                now(),
-            )?);
-            n.state = NegotiationState::Agreed;
-        } else {
-            n.state = NegotiationState::Terminated;
-            n.reason = Some("rejected by the provider".into());
-        }
+        let entry = change(&mut n)?;
         n.updated_at = now();
         store.save(&n)?;
-        let kind = if approve {
-            RecordKind::AgreementOffered
-        } else {
-            RecordKind::AgreementTerminated
-        };
-        self.record(negotiation_entry(kind, self.id(), &n)).await?;
+        self.record(entry).await?;
         Ok(n)
+    }
+
+    /// The owner's decision on a `REQUESTED` negotiation.
+    pub async fn decide(&self, id: &str, approve: bool) -> Result<Negotiation> {
+        self.transition(id, |n| {
+            if n.state != NegotiationState::Requested {
+                return Err(Error::Conflict(format!(
+                    "the negotiation `{id}` is not waiting for a decision"
+                )));
+            }
+            let kind = if approve {
+                let offer = self.offer(&n.request.payload().offer_id)?;
+                n.agreement = Some(negotiation::sign_agreement(
+                    &n.id,
+                    &n.request,
+                    offer.payload(),
+                    &self.key,
+                    now(),
+                )?);
+                n.state = NegotiationState::Agreed;
+                RecordKind::AgreementOffered
+            } else {
+                n.state = NegotiationState::Terminated;
+                n.reason = Some("rejected by the provider".into());
+                RecordKind::AgreementTerminated
+            };
+            Ok(negotiation_entry(kind, self.id(), n))
+        })
+        .await
     }
 
     /// A negotiation, as its consumer may see it.
@@ -335,55 +352,49 @@ impl Connector {
         id: &str,
         acceptance_jws: &str,
     ) -> Result<Negotiation> {
-        let store = Negotiations::new(self.store.as_ref());
-        let mut n = self.negotiation_for(caller, id)?;
-        let (NegotiationState::Agreed, Some(agreement)) = (n.state, &n.agreement) else {
-            return Err(Error::Conflict(format!(
-                "the negotiation `{id}` is not `AGREED`"
-            )));
-        };
+        // Only the negotiation's own consumer learns that it exists.
+        self.negotiation_for(caller, id)?;
         let acceptance = SignedDocument::<Acceptance>::verify(
             acceptance_jws,
             DocumentKind::Acceptance,
             Some(&caller.credential.jwk),
         )?;
-        negotiation::check_acceptance(acceptance.payload(), agreement, &caller.participant_id)?;
-        n.acceptance = Some(acceptance);
-        n.state = NegotiationState::Finalized;
-        n.updated_at = now();
-        store.save(&n)?;
-        self.record(negotiation_entry(
-            RecordKind::AgreementFinalized,
-            self.id(),
-            &n,
-        ))
-        .await?;
-        Ok(n)
+        self.transition(id, |n| {
+            let (NegotiationState::Agreed, Some(agreement)) = (n.state, &n.agreement) else {
+                return Err(Error::Conflict(format!(
+                    "the negotiation `{id}` is not `AGREED`"
+                )));
+            };
+            negotiation::check_acceptance(acceptance.payload(), agreement, &caller.participant_id)?;
+            n.acceptance = Some(acceptance);
+            n.state = NegotiationState::Finalized;
+            Ok(negotiation_entry(
+                RecordKind::AgreementFinalized,
+                self.id(),
+                n,
+            ))
+        })
+        .await
     }
 
     /// Revokes an agreement: the very next query under it is refused.
     pub async fn revoke(&self, id: &str, reason: &str) -> Result<Negotiation> {
-        let store = Negotiations::new(self.store.as_ref());
-        let mut n = store.get(id)?;
-        if n.state == NegotiationState::Terminated {
-            return Err(Error::Conflict(format!(
-                "the agreement `{id}` is already terminated"
-            )));
-        }
-        n.state = NegotiationState::Terminated;
-        n.reason = Some(if reason.is_empty() {
-            "revoked by the provider".into()
-        } else {
-            reason.to_owned()
-        });
-        n.updated_at = now();
-        store.save(&n)?;
-        self.record(
-            negotiation_entry(RecordKind::AgreementRevoked, self.id(), &n)
-                .with_detail(n.reason.clone().unwrap_or_default()),
-        )
-        .await?;
-        Ok(n)
+        self.transition(id, |n| {
+            if n.state == NegotiationState::Terminated {
+                return Err(Error::Conflict(format!(
+                    "the agreement `{id}` is already terminated"
+                )));
+            }
+            n.state = NegotiationState::Terminated;
+            let reason = if reason.is_empty() {
+                "revoked by the provider".to_owned()
+            } else {
+                reason.to_owned()
+            };
+            n.reason = Some(reason.clone());
+            Ok(negotiation_entry(RecordKind::AgreementRevoked, self.id(), n).with_detail(reason))
+        })
+        .await
     }
 
     pub(crate) fn forget_engines(&self, dataset: &str) {
@@ -408,9 +419,13 @@ impl Connector {
 
 fn negotiation_entry(kind: RecordKind, actor: &str, n: &Negotiation) -> AuditEntry {
     let r = n.request.payload();
-    AuditEntry::new(kind, actor)
+    let entry = AuditEntry::new(kind, actor)
         .with_counterparty(r.consumer.clone())
         .with_agreement(n.id.clone())
         .with_purpose(r.purpose.clone())
-        .with_decision(format!("{:?}", n.state).to_uppercase())
+        .with_decision(format!("{:?}", n.state).to_uppercase());
+    match &n.agreement {
+        Some(agreement) => entry.with_dataset(agreement.payload().dataset.clone()),
+        None => entry,
+    }
 }
