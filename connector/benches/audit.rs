@@ -5,7 +5,9 @@
 //!    (each append returns only once its record is flushed; group commit
 //!    shares a flush between the appenders waiting at that moment);
 //! 2. the time `verify` takes over a log of a million records (hashes,
-//!    links, sequence numbers and every checkpoint signature).
+//!    links, sequence numbers and every checkpoint signature);
+//! 3. the time the data officer's SQL (`officer::run_audit_sql`, the table
+//!    `audit` read from the same sled store) takes over that log.
 //!
 //! Run: `cargo bench -p dataspace-connector --bench audit`. Environment:
 //! `BENCH_RECORDS` (records verified, default 1,000,000), `BENCH_APPENDS`
@@ -24,6 +26,7 @@ use connector::audit::{
     AuditEntry, AuditLog, AuditStore, Chain, DEFAULT_CHECKPOINT_EVERY, RecordKind, SledAuditStore,
     VERIFY_CHUNK, verify,
 };
+use connector::officer::{SqlLimits, run_audit_sql};
 use policy::keys::KeyPair;
 
 fn env_u64(name: &str, default: u64) -> u64 {
@@ -156,7 +159,27 @@ fn read_and_hash_time(store: &SledAuditStore) {
     );
 }
 
-fn verify_time(count: u64) {
+/// Officer SQL over the whole log: a group-by over every record and a
+/// filtered count.
+fn sql_time(store: Arc<dyn AuditStore>, runtime: &tokio::runtime::Runtime) {
+    for sql in [
+        "SELECT counterparty, purpose, decision, count(*) AS n, sum(\"rows\") AS r FROM audit GROUP BY 1, 2, 3",
+        "SELECT count(*) AS n FROM audit WHERE kind = 'checkpoint'",
+    ] {
+        let start = Instant::now();
+        let answer = runtime
+            .block_on(run_audit_sql(store.clone(), sql, SqlLimits::default()))
+            .unwrap();
+        println!(
+            "audit sql over {} records in {:.2} s: {sql} -> {}",
+            answer.records,
+            start.elapsed().as_secs_f64(),
+            serde_json::to_string(&answer.rows).unwrap()
+        );
+    }
+}
+
+fn verify_time(count: u64, runtime: &tokio::runtime::Runtime) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit");
     let key = Arc::new(KeyPair::generate().unwrap());
@@ -179,6 +202,7 @@ fn verify_time(count: u64) {
         report.records as f64 / elapsed.as_secs_f64(),
         rss_mib()
     );
+    sql_time(Arc::new(store), runtime);
 }
 
 fn main() {
@@ -202,7 +226,7 @@ fn main() {
         }
     }
     if only != "append" {
-        verify_time(records);
+        verify_time(records, &runtime);
     }
     println!("load average at the end {}", load().trim());
 }

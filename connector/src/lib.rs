@@ -16,6 +16,7 @@ mod error;
 pub mod home;
 pub mod negotiation;
 pub mod offers;
+pub mod officer;
 pub mod publication;
 pub mod query;
 pub mod server;

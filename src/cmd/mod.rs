@@ -1,5 +1,6 @@
 //! Command-line interface: the top-level commands and what they share.
 
+mod audit;
 mod authority;
 mod catalog;
 mod demo;
@@ -55,9 +56,9 @@ enum Command {
     Negotiate(participant::NegotiateArgs),
     /// Query a provider's dataset under an agreement (consumer).
     Query(participant::QueryArgs),
-    /// Verify the audit log.
+    /// Read, verify, query and export the audit log (owner and data officers).
     #[command(subcommand)]
-    Audit(participant::AuditCommand),
+    Audit(audit::AuditCommand),
     /// Run the whole data space on this machine and walk through it, narrated.
     Demo(demo::DemoArgs),
 }

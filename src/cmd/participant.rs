@@ -1,13 +1,13 @@
 //! Connector commands: `init`, `connector serve`, the owner's `dataset`,
 //! `offer` and `agreement` commands (through the running connector's admin
-//! API), the consumer's `negotiate` and `query`, and `audit verify`.
+//! API), the consumer's `negotiate` and `query`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use connector::answer::{AnswerFormat, from_arrow_stream};
 use connector::client::HttpClient;
@@ -124,6 +124,9 @@ async fn serve(home: &Path) -> Result<()> {
     Ok(())
 }
 
+/// How long owner commands wait for a connector that is starting.
+const STARTUP_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The owner's connection to its running connector.
 struct Owner {
     base: String,
@@ -141,7 +144,33 @@ impl Owner {
         })
     }
 
+    /// Waits up to [`STARTUP_WAIT`] for the connector to accept
+    /// connections, so that a command right after `connector serve ... &`
+    /// does not fail while the server is still starting. Nothing is sent
+    /// until a connection is accepted, so no request is ever repeated.
+    async fn wait_until_listening(&self) {
+        let address = self
+            .base
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let deadline = std::time::Instant::now() + STARTUP_WAIT;
+        let mut told = false;
+        while tokio::net::TcpStream::connect(&address).await.is_err()
+            && std::time::Instant::now() < deadline
+        {
+            if !told {
+                eprintln!("waiting for the connector at {} ...", self.base);
+                told = true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value> {
+        self.wait_until_listening().await;
         let auth = format!("Bearer {}", self.token);
         let body = body.map(|b| b.to_string().into_bytes());
         let reply = self
@@ -490,24 +519,4 @@ pub fn run_query(a: &QueryArgs) -> Result<()> {
         );
         Ok(())
     })
-}
-
-/// Audit commands.
-#[derive(Debug, Subcommand)]
-pub enum AuditCommand {
-    /// Verify the hash chain and signed checkpoints offline; names the first broken record.
-    Verify(HomeArgs),
-}
-
-impl AuditCommand {
-    /// Runs the command.
-    pub fn run(self) -> Result<()> {
-        let Self::Verify(h) = self;
-        let report = connector::audit::verify_home(&h.home)?;
-        println!("{report}");
-        if report.first_broken.is_some() {
-            bail!("the audit log of `{}` is broken", h.home.display());
-        }
-        Ok(())
-    }
 }

@@ -4,6 +4,7 @@
 mod auth;
 mod error;
 mod json;
+mod officer;
 
 use std::sync::Arc;
 
@@ -56,6 +57,7 @@ pub fn router(connector: Arc<Connector>) -> Router {
         .route("/admin/negotiations/{id}/approve", post(approve))
         .route("/admin/negotiations/{id}/reject", post(reject))
         .route("/admin/agreements/{id}/revoke", post(revoke))
+        .merge(officer::routes())
         .layer(DefaultBodyLimit::max(limit))
         .with_state(connector)
 }
