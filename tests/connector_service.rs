@@ -486,6 +486,21 @@ async fn concurrent_revocations_take_effect_once() {
         .collect();
     assert_eq!(revoked.len(), 1);
     assert_eq!(revoked[0].dataset.as_deref(), Some("telemetry"));
+    // The refusal of a query under the revoked agreement names what it was for.
+    let refused = consumer
+        .connector
+        .query_remote(
+            &contract.id,
+            "SELECT count(*) FROM telemetry",
+            AnswerFormat::Arrow,
+        )
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("revoked"), "{refused}");
+    let last = store.last().unwrap().unwrap();
+    assert_eq!(last.rule.as_deref(), Some("revoked"));
+    assert_eq!(last.dataset.as_deref(), Some("telemetry"));
+    assert_eq!(last.purpose.as_deref(), Some(PURPOSE));
     consumer.stop().await;
     provider.stop().await;
 }

@@ -62,13 +62,14 @@ pub struct CheckOutcome {
 }
 
 impl Connector {
-    /// Verifies the agreement presented by `caller` and returns it with the
-    /// engine for its dataset.
-    async fn admit(
+    /// Verifies the agreement presented by `caller`: our signature, its
+    /// consumer, and that it is the one on record; returns it with its
+    /// negotiation. Whether it is still in force is [`Self::admit`]'s check.
+    fn presented_agreement(
         &self,
         caller: &VerifiedCaller,
         agreement_jws: &str,
-    ) -> Result<(Agreement, Arc<GovernedEngine>)> {
+    ) -> Result<(Agreement, NegotiationState)> {
         let signed = SignedDocument::<Agreement>::verify(
             agreement_jws,
             DocumentKind::Agreement,
@@ -87,7 +88,18 @@ impl Connector {
                 "the agreement does not match the one on record".into(),
             ));
         }
-        match n.state {
+        Ok((agreement, n.state))
+    }
+
+    /// Admits a query under a verified `agreement` in negotiation `state`:
+    /// in force, policy intact, purpose covered, valid now; returns the
+    /// engine for its dataset.
+    async fn admit(
+        &self,
+        agreement: &Agreement,
+        state: NegotiationState,
+    ) -> Result<Arc<GovernedEngine>> {
+        match state {
             NegotiationState::Finalized => {}
             NegotiationState::Terminated => {
                 return Err(Refusal::new(
@@ -124,8 +136,7 @@ impl Connector {
                 Refusal::new(Rule::Validity, "the agreement's policy is not in force now").into(),
             );
         }
-        let engine = self.engine_for(&agreement).await?;
-        Ok((agreement, engine))
+        self.engine_for(agreement).await
     }
 
     async fn engine_for(&self, agreement: &Agreement) -> Result<Arc<GovernedEngine>> {
@@ -204,14 +215,18 @@ impl Connector {
         let base = AuditEntry::new(RecordKind::QueryRefused, self.id())
             .with_counterparty(caller.participant_id.clone())
             .with_sql(request.sql.clone());
-        let (agreement, engine) = match self.admit(caller, &request.agreement).await {
-            Ok(admitted) => admitted,
+        let (agreement, state) = match self.presented_agreement(caller, &request.agreement) {
+            Ok(presented) => presented,
             Err(e) => return Err(self.audit_refusal(base, e, started).await),
         };
         let base = base
             .with_dataset(agreement.dataset.clone())
             .with_agreement(agreement.id.clone())
             .with_purpose(agreement.purpose.clone());
+        let engine = match self.admit(&agreement, state).await {
+            Ok(engine) => engine,
+            Err(e) => return Err(self.audit_refusal(base, e, started).await),
+        };
         if let Err(e) = self
             .charge_query(
                 &base,
@@ -300,7 +315,8 @@ impl Connector {
         caller: &VerifiedCaller,
         request: &QueryRequest,
     ) -> Result<CheckOutcome> {
-        let (_, engine) = self.admit(caller, &request.agreement).await?;
+        let (agreement, state) = self.presented_agreement(caller, &request.agreement)?;
+        let engine = self.admit(&agreement, state).await?;
         Ok(match engine.plan(&request.sql, Utc::now()).await {
             Ok(plan) => CheckOutcome {
                 decision: "accepted".into(),

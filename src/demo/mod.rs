@@ -24,6 +24,7 @@ use connector::answer::{AnswerFormat, from_arrow_stream};
 use connector::audit::AuditRecord;
 use connector::datasets::DatasetSpec;
 use connector::home::{InitOptions, admin_token, init};
+use connector::officer::{AuditFilter, Bucket, SqlLimits, run_audit_sql, usage_figures};
 use connector::service::Connector;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use policy::credential::{Attributes, Authority, Membership};
@@ -506,7 +507,7 @@ async fn story(
     n.done();
 
     // 10. The data officer.
-    n.step("The platform's data officer verifies the audit log");
+    n.step("The platform's data officer verifies and reads the audit log");
     let store = Arc::clone(p.audit().store());
     let signer = p.key().public_key();
     let report =
@@ -522,6 +523,29 @@ async fn story(
     let latest = store.range(len.saturating_sub(10), 10)?;
     n.say(&format!("the latest {} of {len} records:", latest.len()));
     n.say(&audit_table(&latest));
+    let usage = usage_figures(store.as_ref(), &AuditFilter::default(), Bucket::Day)?;
+    n.say("usage figures, as the platform reports them about the data it opens:");
+    for d in &usage.datasets {
+        n.say(&format!(
+            "  {}: {} answered, {} refused, {} rows released, {} consumer(s)",
+            d.dataset.as_deref().unwrap_or("(no dataset)"),
+            d.answered,
+            d.refused,
+            d.rows_released,
+            d.distinct_consumers
+        ));
+    }
+    let sql = "SELECT rule, count(*) AS refusals FROM audit \
+               WHERE kind = 'query_refused' GROUP BY rule ORDER BY refusals DESC, rule";
+    n.say(&format!("the officer's SQL over the log: {sql}"));
+    let answer = run_audit_sql(Arc::clone(store), sql, SqlLimits::default()).await?;
+    for row in &answer.rows {
+        n.say(&format!(
+            "  {:<22} {}",
+            row["rule"].as_str().unwrap_or("(none)"),
+            row["refusals"]
+        ));
+    }
     n.done();
     Ok(suppliers.id)
 }
@@ -604,6 +628,10 @@ async fn serve_until_interrupted(
         platform.url
     );
     println!("  SME            {}", sme.url);
+    println!(
+        "  officer        {}/officer   (sign in with the admin token)",
+        platform.url
+    );
     println!();
     println!(
         "  dataspace catalog search --catalog {} \"supplier\"",
@@ -621,6 +649,14 @@ async fn serve_until_interrupted(
     println!("  curl {}/offers", platform.url);
     println!("  dataspace dataset list --home {platform_home}");
     println!("  dataspace agreement list --home {platform_home}");
+    println!("  dataspace audit list --home {platform_home} --decision refused");
+    println!(
+        "  dataspace audit sql --home {platform_home} \"SELECT kind, count(*) FROM audit GROUP BY kind\""
+    );
+    println!(
+        "  dataspace audit verify --connector {} --token {token}",
+        platform.url
+    );
     println!(
         "  curl -H 'Authorization: Bearer {token}' {}/admin/negotiations",
         platform.url
