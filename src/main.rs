@@ -1,6 +1,7 @@
 //! The `dataspace` command: keys, the data-space authority and usage
 //! policies. A thin dispatch; each command lives in [`cmd`].
 
+mod bench;
 mod cmd;
 mod demo;
 

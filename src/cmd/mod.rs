@@ -2,6 +2,7 @@
 
 mod audit;
 mod authority;
+mod bench;
 mod catalog;
 mod demo;
 mod keys;
@@ -59,16 +60,19 @@ enum Command {
     /// Read, verify, query and export the audit log (owner and data officers).
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Measure what governance costs on TPC-H data: raw, governed and over HTTP.
+    Bench(bench::BenchArgs),
     /// Run the whole data space on this machine and walk through it, narrated.
     Demo(demo::DemoArgs),
 }
 
 impl Cli {
     /// The log filter when `RUST_LOG` is unset: the demo keeps the services
-    /// it starts quiet, so its narration stays readable.
+    /// it starts quiet, so its narration stays readable; so does the bench
+    /// (a log line per query would be timed too).
     pub fn default_log_filter(&self) -> &'static str {
         match self.command {
-            Command::Demo(_) => "warn",
+            Command::Bench(_) | Command::Demo(_) => "warn",
             _ => "warn,connector=info",
         }
     }
@@ -90,6 +94,7 @@ impl Cli {
             Command::Negotiate(args) => participant::run_negotiate(&args),
             Command::Query(args) => participant::run_query(&args),
             Command::Audit(command) => command.run(),
+            Command::Bench(args) => bench::run(&args),
             Command::Demo(args) => demo::run(&args),
         }
     }
