@@ -10,7 +10,7 @@ use crate::demo::{DemoOptions, run as run_demo};
 /// Arguments of `dataspace demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Telemetry rows to generate (at least 240, one per machine).
+    /// Telemetry rows to generate (at least one per machine: fewer become 240).
     #[arg(long, default_value_t = 1_000_000, value_name = "N")]
     rows: usize,
     /// Keep the authority, catalog and connectors running afterwards and
