@@ -7,7 +7,6 @@
 mod support;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use catalog::client::CatalogClient;
 use catalog::config::CatalogConfig;
@@ -70,24 +69,15 @@ async fn offers_are_published_found_contracted_and_withdrawn() {
     // The consumer contracts at the endpoint the catalog names.
     let consumer = start(&world, "sme-south", vec![], "sme").await;
     let contract = consumer
-        .connector
-        .negotiate(
-            &offer.endpoint,
-            &offer.id,
-            "quality-analysis",
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
+        .contract(&offer.endpoint, &offer.id, "quality-analysis")
+        .await;
     consumer
-        .connector
-        .query_remote(
+        .ask(
             &contract.id,
             "SELECT count(*) FROM telemetry",
             AnswerFormat::Arrow,
         )
-        .await
-        .unwrap();
+        .await;
 
     // Removing the dataset withdraws it from the catalog.
     let (status, _) = provider

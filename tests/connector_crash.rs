@@ -48,15 +48,8 @@ async fn killed_provider_keeps_every_answered_query_in_its_chain() {
     let (home, url) = (in_process.home.clone(), in_process.url.clone());
     let consumer = start(&world, "sme-south", vec![], "sme").await;
     let contract = consumer
-        .connector
-        .negotiate(
-            &url,
-            "telemetry_quality",
-            "quality-analysis",
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
+        .contract(&url, "telemetry_quality", "quality-analysis")
+        .await;
     in_process.stop().await;
 
     let mut child = spawn_provider(&home);
@@ -116,14 +109,12 @@ async fn killed_provider_keeps_every_answered_query_in_its_chain() {
     let mut child = spawn_provider(&home);
     wait_healthy(&url).await;
     consumer
-        .connector
-        .query_remote(
+        .ask(
             &contract.id,
             "SELECT count(*) FROM telemetry",
             AnswerFormat::Arrow,
         )
-        .await
-        .unwrap();
+        .await;
     child.kill().unwrap();
     let _ = child.wait();
     assert!(verify_home(&home).unwrap().first_broken.is_none());
@@ -137,24 +128,15 @@ async fn a_tampered_audit_store_is_detected_and_named() {
     let home = running.home.clone();
     let consumer = start(&world, "sme-south", vec![], "sme").await;
     let contract = consumer
-        .connector
-        .negotiate(
-            &running.url,
-            "telemetry_quality",
-            "quality-analysis",
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
+        .contract(&running.url, "telemetry_quality", "quality-analysis")
+        .await;
     consumer
-        .connector
-        .query_remote(
+        .ask(
             &contract.id,
             "SELECT count(*) FROM telemetry",
             AnswerFormat::Arrow,
         )
-        .await
-        .unwrap();
+        .await;
     consumer.stop().await;
     running.stop().await;
     assert!(verify_home(&home).unwrap().first_broken.is_none());

@@ -52,20 +52,12 @@ async fn negotiate_query_refuse_revoke_and_verify() {
         .await;
     assert!(wrong.unwrap_err().to_string().contains("purpose"));
 
-    let contract = consumer
-        .connector
-        .negotiate(&provider.url, OFFER, PURPOSE, Duration::from_secs(5))
-        .await
-        .unwrap();
+    let contract = consumer.contract(&provider.url, OFFER, PURPOSE).await;
     assert_eq!(contract.agreement.payload().dataset, "telemetry");
 
     // Answered, with the numbers of the policy's semantics.
     let sql = "SELECT site, count(*) AS n, avg(temperature) AS t FROM telemetry GROUP BY site";
-    let answer = consumer
-        .connector
-        .query_remote(&contract.id, sql, AnswerFormat::Arrow)
-        .await
-        .unwrap();
+    let answer = consumer.ask(&contract.id, sql, AnswerFormat::Arrow).await;
     let got = from_arrow_stream(&answer.body).unwrap();
     let expected = raw(
         "SELECT site, count(*) AS n, avg(temperature) AS t FROM telemetry WHERE site <> 'secret-plant' \
@@ -81,14 +73,12 @@ async fn negotiate_query_refuse_revoke_and_verify() {
 
     // JSON for people.
     let json_answer = consumer
-        .connector
-        .query_remote(
+        .ask(
             &contract.id,
             "SELECT count(*) AS n FROM telemetry",
             AnswerFormat::Json,
         )
-        .await
-        .unwrap();
+        .await;
     let rows: serde_json::Value = serde_json::from_slice(&json_answer.body).unwrap();
     assert_eq!(rows[0]["n"], 777);
 
@@ -193,11 +183,7 @@ async fn concurrent_queries_never_overspend_the_quota() {
     let world = World::new();
     let provider = provider(&world, |p| p["limits"]["max_queries"] = json!(20)).await;
     let consumer = start(&world, "sme-south", vec![], "sme").await;
-    let contract = consumer
-        .connector
-        .negotiate(&provider.url, OFFER, PURPOSE, Duration::from_secs(5))
-        .await
-        .unwrap();
+    let contract = consumer.contract(&provider.url, OFFER, PURPOSE).await;
     let tasks: Vec<_> = (0..32)
         .map(|_| {
             let c = Arc::clone(&consumer.connector);
@@ -247,11 +233,7 @@ async fn hostile_tokens_agreements_and_bodies_are_refused() {
     let world = World::new();
     let provider = provider(&world, |_| {}).await;
     let consumer = start(&world, "sme-south", vec![], "sme").await;
-    let contract = consumer
-        .connector
-        .negotiate(&provider.url, OFFER, PURPOSE, Duration::from_secs(5))
-        .await
-        .unwrap();
+    let contract = consumer.contract(&provider.url, OFFER, PURPOSE).await;
     let http = HttpClient::new();
     let key = consumer.connector.key();
     let credential = consumer.connector.credential().to_owned();
@@ -434,14 +416,12 @@ async fn manual_approval_waits_for_the_owner() {
     assert!(approved);
     let contract = pending.await.unwrap().unwrap();
     consumer
-        .connector
-        .query_remote(
+        .ask(
             &contract.id,
             "SELECT count(*) FROM telemetry",
             AnswerFormat::Arrow,
         )
-        .await
-        .unwrap();
+        .await;
     consumer.stop().await;
     provider.stop().await;
 }
@@ -451,11 +431,7 @@ async fn concurrent_revocations_take_effect_once() {
     let world = World::new();
     let provider = provider(&world, |_| {}).await;
     let consumer = start(&world, "sme-south", vec![], "sme").await;
-    let contract = consumer
-        .connector
-        .negotiate(&provider.url, OFFER, PURPOSE, Duration::from_secs(5))
-        .await
-        .unwrap();
+    let contract = consumer.contract(&provider.url, OFFER, PURPOSE).await;
     let revocations: Vec<_> = (0..8)
         .map(|i| {
             let p = Arc::clone(&provider.connector);

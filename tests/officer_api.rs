@@ -9,7 +9,6 @@
 mod support;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use connector::answer::AnswerFormat;
 use connector::audit::AuditRecord;
@@ -31,20 +30,12 @@ pub const HOSTILE_SQL: &str = "SELECT '<img src=x onerror=alert(1)>' AS x, * FRO
 async fn provider_with_records(world: &World) -> (Running, Running) {
     let provider = provider(world, |_| {}).await;
     let consumer = start(world, "sme-south", vec![], "sme").await;
-    let contract = consumer
-        .connector
-        .negotiate(&provider.url, OFFER, PURPOSE, Duration::from_secs(5))
-        .await
-        .unwrap();
+    let contract = consumer.contract(&provider.url, OFFER, PURPOSE).await;
     for sql in [
         "SELECT site, count(*) AS n FROM telemetry GROUP BY site",
         "SELECT count(*) AS n FROM telemetry",
     ] {
-        consumer
-            .connector
-            .query_remote(&contract.id, sql, AnswerFormat::Json)
-            .await
-            .unwrap();
+        consumer.ask(&contract.id, sql, AnswerFormat::Json).await;
     }
     let refused = consumer
         .connector

@@ -195,24 +195,13 @@ async fn the_dashboard_filters_records_in_chromium() {
     let provider = provider(&world, |_| {}).await;
     let consumer = start(&world, "sme-south", vec![], "sme").await;
     let contract = consumer
-        .connector
-        .negotiate(
-            &provider.url,
-            "telemetry_quality",
-            "quality-analysis",
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
+        .contract(&provider.url, "telemetry_quality", "quality-analysis")
+        .await;
     for sql in [
         "SELECT site, count(*) AS n FROM telemetry GROUP BY site",
         "SELECT count(*) AS n FROM telemetry",
     ] {
-        consumer
-            .connector
-            .query_remote(&contract.id, sql, AnswerFormat::Json)
-            .await
-            .unwrap();
+        consumer.ask(&contract.id, sql, AnswerFormat::Json).await;
     }
     consumer
         .connector

@@ -7,7 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use connector::answer::AnswerFormat;
 use connector::client::HttpClient;
+use connector::consumer::{Contract, RemoteAnswer};
 use connector::home::{InitOptions, admin_token, init};
 use connector::service::Connector;
 use hyper::Method;
@@ -100,6 +102,20 @@ impl Running {
             .ok()
             .expect("the connector is still shared");
         connector.close().await;
+    }
+
+    /// Contracts (as a consumer) for `offer` at `url` for `purpose`,
+    /// allowing 5 s for the provider's decision.
+    pub async fn contract(&self, url: &str, offer: &str, purpose: &str) -> Contract {
+        self.connector
+            .negotiate(url, offer, purpose, std::time::Duration::from_secs(5))
+            .await
+            .unwrap()
+    }
+
+    /// Queries (as a consumer) under agreement `id`; the answer must come.
+    pub async fn ask(&self, id: &str, sql: &str, format: AnswerFormat) -> RemoteAnswer {
+        self.connector.query_remote(id, sql, format).await.unwrap()
     }
 
     pub async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
