@@ -15,6 +15,7 @@ use anyhow::{Context, Result};
 use connector::answer::{AnswerFormat, from_arrow_stream};
 use connector::datasets::DatasetSpec;
 use connector::home::{InitOptions, init};
+use connector::server::RunningConnector;
 use connector::service::Connector;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use policy::credential::{Attributes, Authority, Membership};
@@ -23,14 +24,14 @@ use policy::model::UsagePolicy;
 use tokio::net::TcpListener;
 
 /// Creates `id`'s home under `dir` with a credential from `authority`, opens
-/// its connector and serves it on a free loopback port.
+/// its connector and serves it on a free loopback port until stopped.
 async fn participant(
     dir: &Path,
     authority: &Authority,
     id: &str,
     role: &str,
     data_roots: Vec<std::path::PathBuf>,
-) -> Result<(Arc<Connector>, String)> {
+) -> Result<RunningConnector> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let home = dir.join(id);
@@ -59,14 +60,7 @@ async fn participant(
     )?;
     std::fs::write(home.join("credential.jws"), credential)?;
     let connector = Arc::new(Connector::open(&home)?);
-    let served = Arc::clone(&connector);
-    tokio::spawn(async move {
-        let never = std::future::pending::<()>();
-        if let Err(e) = connector::server::serve(served, listener, never).await {
-            eprintln!("the connector stopped: {e}");
-        }
-    });
-    Ok((connector, format!("http://{addr}")))
+    Ok(RunningConnector::start(connector, listener)?)
 }
 
 #[tokio::main]
@@ -88,7 +82,7 @@ async fn main() -> Result<()> {
     }
     std::fs::write(data.join("readings.csv"), csv)?;
 
-    let (provider, provider_url) = participant(
+    let provider_server = participant(
         dir.path(),
         &authority,
         "provider",
@@ -96,7 +90,8 @@ async fn main() -> Result<()> {
         vec![data.clone()],
     )
     .await?;
-    let (consumer, _) = participant(dir.path(), &authority, "consumer", "sme", vec![]).await?;
+    let consumer_server = participant(dir.path(), &authority, "consumer", "sme", vec![]).await?;
+    let (provider, consumer) = (provider_server.connector(), consumer_server.connector());
 
     provider
         .register_dataset(DatasetSpec {
@@ -127,7 +122,7 @@ async fn main() -> Result<()> {
     // The consumer contracts for a purpose; both sides sign the agreement.
     let contract = consumer
         .negotiate(
-            &provider_url,
+            &provider_server.url(),
             "readings_offer",
             "benchmarking",
             Duration::from_secs(5),
@@ -160,5 +155,7 @@ async fn main() -> Result<()> {
         Ok(_) => anyhow::bail!("the policy should have refused a per-machine query"),
         Err(e) => println!("refused, as the policy says: {e}"),
     }
+    consumer_server.stop().await?;
+    provider_server.stop().await?;
     Ok(())
 }

@@ -11,6 +11,7 @@ use connector::answer::from_arrow_stream;
 use connector::client::PeerClient;
 use connector::datasets::DatasetSpec;
 use connector::home::{InitOptions, init};
+use connector::server::RunningConnector;
 use connector::service::Connector;
 use datafusion::arrow::record_batch::RecordBatch;
 use hyper::Method;
@@ -18,7 +19,6 @@ use policy::credential::{Attributes, Authority, Membership};
 use policy::keys::{KeyPair, PublicKey};
 use policy::model::UsagePolicy;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 
 use super::queries::{Mode, PURPOSE, policy_json};
 
@@ -30,22 +30,16 @@ const CONSUMER: &str = "sme-bench";
 struct Served {
     connector: Arc<Connector>,
     url: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
+    server: RunningConnector,
 }
 
 impl Served {
-    async fn stop(mut self) -> Result<()> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        self.task
-            .await
-            .context("the connector's server task failed")?;
-        let connector = Arc::try_unwrap(self.connector)
-            .map_err(|_| anyhow!("the connector is still in use"))?;
-        connector.close().await;
-        Ok(())
+    async fn stop(self) -> Result<()> {
+        let Self {
+            connector, server, ..
+        } = self;
+        drop(connector);
+        server.stop().await.context("stopping a connector")
     }
 }
 
@@ -194,20 +188,10 @@ async fn serve(
     std::fs::write(home.join("credential.jws"), credential)
         .context("cannot write the credential")?;
     let connector = Arc::new(Connector::open(&home)?);
-    let (stop, stopped) = oneshot::channel::<()>();
-    let served = Arc::clone(&connector);
-    let task = tokio::spawn(async move {
-        let shutdown = async {
-            let _ = stopped.await;
-        };
-        if let Err(e) = connector::server::serve(served, listener, shutdown).await {
-            tracing::error!("the benchmark connector stopped: {e}");
-        }
-    });
+    let server = RunningConnector::start(Arc::clone(&connector), listener)?;
     Ok(Served {
         connector,
-        url: format!("http://{address}"),
-        stop: Some(stop),
-        task,
+        url: server.url(),
+        server,
     })
 }

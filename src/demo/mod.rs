@@ -25,11 +25,11 @@ use connector::audit::AuditRecord;
 use connector::datasets::DatasetSpec;
 use connector::home::{InitOptions, admin_token, init};
 use connector::officer::{AuditFilter, Bucket, SqlLimits, run_audit_sql, usage_figures};
+use connector::server::RunningConnector;
 use connector::service::Connector;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use policy::credential::{Attributes, Authority, Membership};
 use policy::keys::{KeyPair, PublicKey};
-use tokio::sync::oneshot;
 
 /// The platform's participant id.
 pub const PLATFORM: &str = "platform-north";
@@ -96,19 +96,16 @@ struct Served {
     connector: Arc<Connector>,
     url: String,
     home: PathBuf,
-    stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
+    server: RunningConnector,
 }
 
 impl Served {
     async fn shut_down(self) -> Result<()> {
-        let _ = self.stop.send(());
-        let _ = self.task.await;
-        match Arc::try_unwrap(self.connector) {
-            Ok(connector) => connector.close().await,
-            Err(_) => bail!("the connector of `{}` is still in use", self.home.display()),
-        }
-        Ok(())
+        let Self {
+            connector, server, ..
+        } = self;
+        drop(connector);
+        server.stop().await.context("stopping a connector")
     }
 }
 
@@ -157,23 +154,12 @@ impl Space {
         std::fs::write(home.join("credential.jws"), credential)
             .with_context(|| format!("cannot write the credential of `{id}`"))?;
         let connector = Arc::new(Connector::open(&home)?);
-        let (stop, stopped) = oneshot::channel::<()>();
-        let served = Arc::clone(&connector);
-        let task = tokio::spawn(async move {
-            if let Err(e) = connector::server::serve(served, listener, async {
-                let _ = stopped.await;
-            })
-            .await
-            {
-                eprintln!("error: a connector stopped: {e}");
-            }
-        });
+        let server = RunningConnector::start(Arc::clone(&connector), listener)?;
         Ok(Served {
             connector,
-            url: format!("http://{addr}"),
+            url: server.url(),
             home,
-            stop,
-            task,
+            server,
         })
     }
 }

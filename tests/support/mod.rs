@@ -11,12 +11,12 @@ use connector::answer::AnswerFormat;
 use connector::client::HttpClient;
 use connector::consumer::{Contract, RemoteAnswer};
 use connector::home::{InitOptions, admin_token, init};
+use connector::server::RunningConnector;
 use connector::service::Connector;
 use hyper::Method;
 use policy::credential::{Attributes, Authority, Membership};
 use policy::keys::{KeyPair, PublicKey};
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 
 pub const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/redteam");
 
@@ -85,23 +85,17 @@ pub struct Running {
     pub connector: Arc<Connector>,
     pub url: String,
     pub home: PathBuf,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    server: RunningConnector,
 }
 
 impl Running {
     /// Stops the server and releases the stores.
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-        let connector = Arc::try_unwrap(self.connector)
-            .ok()
-            .expect("the connector is still shared");
-        connector.close().await;
+    pub async fn stop(self) {
+        let Self {
+            connector, server, ..
+        } = self;
+        drop(connector);
+        server.stop().await.unwrap();
     }
 
     /// Contracts (as a consumer) for `offer` at `url` for `purpose`,
@@ -144,22 +138,13 @@ pub async fn start(world: &World, id: &str, roots: Vec<PathBuf>, role: &str) -> 
 }
 
 pub async fn serve_home(home: PathBuf, listener: tokio::net::TcpListener) -> Running {
-    let url = format!("http://{}", listener.local_addr().unwrap());
     let connector = Arc::new(Connector::open(&home).unwrap());
-    let (stop, stopped) = oneshot::channel::<()>();
-    let served = Arc::clone(&connector);
-    let task = tokio::spawn(async move {
-        let _ = connector::server::serve(served, listener, async {
-            let _ = stopped.await;
-        })
-        .await;
-    });
+    let server = RunningConnector::start(Arc::clone(&connector), listener).unwrap();
     Running {
         connector,
-        url,
+        url: server.url(),
         home,
-        stop: Some(stop),
-        task: Some(task),
+        server,
     }
 }
 
