@@ -14,12 +14,12 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use connector::answer::{AnswerFormat, from_arrow_stream};
 use connector::datasets::DatasetSpec;
-use connector::home::{InitOptions, init};
+use connector::home::{InitOptions, init, issue_credential};
 use connector::server::RunningConnector;
 use connector::service::Connector;
 use datafusion::arrow::util::pretty::pretty_format_batches;
-use policy::credential::{Attributes, Authority, Membership};
-use policy::keys::{KeyPair, PublicKey};
+use policy::credential::{Attributes, Authority};
+use policy::keys::KeyPair;
 use policy::model::UsagePolicy;
 use tokio::net::TcpListener;
 
@@ -48,17 +48,7 @@ async fn participant(
     // The authority attests who the participant is and which key it holds.
     let mut attributes = Attributes::default();
     attributes.set("role", role)?;
-    let credential = authority.issue(
-        &Membership {
-            participant_id: id.into(),
-            name: id.into(),
-            public_key: PublicKey::load_jwk(&home.join("keys/public.jwk.json"))?,
-            attributes,
-        },
-        chrono::Utc::now().timestamp(),
-        86_400,
-    )?;
-    std::fs::write(home.join("credential.jws"), credential)?;
+    issue_credential(&home, authority, attributes, 86_400)?;
     let connector = Arc::new(Connector::open(&home)?);
     Ok(RunningConnector::start(connector, listener)?)
 }

@@ -16,8 +16,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use policy::credential::TrustedAuthority;
-use policy::keys::KeyPair;
+use policy::credential::{Attributes, Authority, Membership, TrustedAuthority};
+use policy::keys::{KeyPair, PublicKey};
 
 use crate::audit::{AuditLog, SledAuditStore};
 use crate::config::{CONFIG_FILE, ConnectorConfig};
@@ -130,6 +130,29 @@ pub fn open(home: &Path) -> Result<Connector> {
         audit: Arc::new(audit),
         admin_token_hash: policy::document::hash_bytes(token.trim().as_bytes()),
     })
+}
+
+/// Has `authority` issue the membership credential of the participant of
+/// `home` (its id as name, its public key, `attributes`), valid from now for
+/// `valid_for_secs`, and writes it where the configuration expects it. For
+/// set-ups where one process plays the authority too: the demo, the
+/// benchmarks, the tests.
+pub fn issue_credential(
+    home: &Path,
+    authority: &Authority,
+    attributes: Attributes,
+    valid_for_secs: i64,
+) -> Result<()> {
+    let config = ConnectorConfig::load(home)?;
+    let member = Membership {
+        participant_id: config.id.clone(),
+        name: config.id.clone(),
+        public_key: PublicKey::load_jwk(&home.join(PUBLIC_KEY))?,
+        attributes,
+    };
+    let credential = authority.issue(&member, crate::service::now(), valid_for_secs)?;
+    let path = home.join(&config.credential_file);
+    std::fs::write(&path, credential).map_err(|e| io(&path, &e))
 }
 
 /// Reads the admin token of a home folder.

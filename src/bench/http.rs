@@ -10,13 +10,13 @@ use anyhow::{Context, Result, anyhow};
 use connector::answer::from_arrow_stream;
 use connector::client::PeerClient;
 use connector::datasets::DatasetSpec;
-use connector::home::{InitOptions, init};
+use connector::home::{InitOptions, init, issue_credential};
 use connector::server::RunningConnector;
 use connector::service::Connector;
 use datafusion::arrow::record_batch::RecordBatch;
 use hyper::Method;
-use policy::credential::{Attributes, Authority, Membership};
-use policy::keys::{KeyPair, PublicKey};
+use policy::credential::{Attributes, Authority};
+use policy::keys::KeyPair;
 use policy::model::UsagePolicy;
 use serde_json::{Value, json};
 
@@ -177,16 +177,8 @@ async fn serve(
             catalog_url: None,
         },
     )?;
-    let public = PublicKey::load_jwk(&home.join("keys/public.jwk.json"))?;
-    let member = Membership {
-        participant_id: id.to_owned(),
-        name: id.to_owned(),
-        public_key: public,
-        attributes: Attributes::default(),
-    };
-    let credential = authority.issue(&member, chrono::Utc::now().timestamp(), 86_400)?;
-    std::fs::write(home.join("credential.jws"), credential)
-        .context("cannot write the credential")?;
+    issue_credential(&home, authority, Attributes::default(), 86_400)
+        .context("cannot issue the credential")?;
     let connector = Arc::new(Connector::open(&home)?);
     let server = RunningConnector::start(Arc::clone(&connector), listener)?;
     Ok(Served {

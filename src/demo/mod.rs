@@ -23,13 +23,13 @@ use catalog::server::{RunningCatalog, open_catalog};
 use connector::answer::{AnswerFormat, from_arrow_stream};
 use connector::audit::AuditRecord;
 use connector::datasets::DatasetSpec;
-use connector::home::{InitOptions, admin_token, init};
+use connector::home::{InitOptions, admin_token, init, issue_credential};
 use connector::officer::{AuditFilter, Bucket, SqlLimits, run_audit_sql, usage_figures};
 use connector::server::RunningConnector;
 use connector::service::Connector;
 use datafusion::arrow::util::pretty::pretty_format_batches;
-use policy::credential::{Attributes, Authority, Membership};
-use policy::keys::{KeyPair, PublicKey};
+use policy::credential::{Attributes, Authority};
+use policy::keys::KeyPair;
 
 /// The platform's participant id.
 pub const PLATFORM: &str = "platform-north";
@@ -137,22 +137,12 @@ impl Space {
             },
         )
         .with_context(|| format!("cannot create the home of `{id}`"))?;
-        let public = PublicKey::load_jwk(&home.join("keys/public.jwk.json"))?;
         let mut attributes = Attributes::default();
         attributes.set("role", role)?;
         attributes.set("sme", if role == "sme" { "true" } else { "false" })?;
         attributes.set("sector", "manufacturing")?;
-        let member = Membership {
-            participant_id: id.to_owned(),
-            name: id.to_owned(),
-            public_key: public,
-            attributes,
-        };
-        let credential =
-            self.authority
-                .issue(&member, chrono::Utc::now().timestamp(), 7 * 86_400)?;
-        std::fs::write(home.join("credential.jws"), credential)
-            .with_context(|| format!("cannot write the credential of `{id}`"))?;
+        issue_credential(&home, &self.authority, attributes, 7 * 86_400)
+            .with_context(|| format!("cannot issue the credential of `{id}`"))?;
         let connector = Arc::new(Connector::open(&home)?);
         let server = RunningConnector::start(Arc::clone(&connector), listener)?;
         Ok(Served {

@@ -10,12 +10,12 @@ use std::sync::Arc;
 use connector::answer::AnswerFormat;
 use connector::client::HttpClient;
 use connector::consumer::{Contract, RemoteAnswer};
-use connector::home::{InitOptions, admin_token, init};
+use connector::home::{InitOptions, admin_token, init, issue_credential};
 use connector::server::RunningConnector;
 use connector::service::Connector;
 use hyper::Method;
-use policy::credential::{Attributes, Authority, Membership};
-use policy::keys::{KeyPair, PublicKey};
+use policy::credential::{Attributes, Authority};
+use policy::keys::KeyPair;
 use serde_json::{Value, json};
 
 pub const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/redteam");
@@ -62,21 +62,10 @@ impl World {
             },
         )
         .unwrap();
-        let public = PublicKey::load_jwk(&home.join("keys/public.jwk.json")).unwrap();
         let mut attributes = Attributes::default();
         attributes.set("role", role).unwrap();
         attributes.set("sme", "true").unwrap();
-        let member = Membership {
-            participant_id: id.to_owned(),
-            name: id.to_owned(),
-            public_key: public,
-            attributes,
-        };
-        let credential = self
-            .authority
-            .issue(&member, chrono::Utc::now().timestamp(), 3600)
-            .unwrap();
-        std::fs::write(home.join("credential.jws"), credential).unwrap();
+        issue_credential(&home, &self.authority, attributes, 3600).unwrap();
         home
     }
 }
