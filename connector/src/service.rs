@@ -262,14 +262,7 @@ impl Connector {
             updated_at: now(),
         };
         if self.config.approval == Approval::Auto {
-            n.agreement = Some(negotiation::sign_agreement(
-                &n.id,
-                &n.request,
-                offer.payload(),
-                &self.key,
-                now(),
-            )?);
-            n.state = NegotiationState::Agreed;
+            self.agree(&mut n, offer.payload())?;
         }
         Negotiations::new(self.store.as_ref()).save(&n)?;
         let kind = if n.state == NegotiationState::Agreed {
@@ -299,6 +292,19 @@ impl Connector {
         Ok(n)
     }
 
+    /// Signs the agreement of `n` on `offer`: `n` becomes `AGREED`.
+    fn agree(&self, n: &mut Negotiation, offer: &Offer) -> Result<()> {
+        n.agreement = Some(negotiation::sign_agreement(
+            &n.id,
+            &n.request,
+            offer,
+            &self.key,
+            now(),
+        )?);
+        n.state = NegotiationState::Agreed;
+        Ok(())
+    }
+
     /// The owner's decision on a `REQUESTED` negotiation.
     pub async fn decide(&self, id: &str, approve: bool) -> Result<Negotiation> {
         self.transition(id, |n| {
@@ -309,14 +315,7 @@ impl Connector {
             }
             let kind = if approve {
                 let offer = self.offer(&n.request.payload().offer_id)?;
-                n.agreement = Some(negotiation::sign_agreement(
-                    &n.id,
-                    &n.request,
-                    offer.payload(),
-                    &self.key,
-                    now(),
-                )?);
-                n.state = NegotiationState::Agreed;
+                self.agree(n, offer.payload())?;
                 RecordKind::AgreementOffered
             } else {
                 n.state = NegotiationState::Terminated;
