@@ -304,6 +304,9 @@ async fn hostile_tokens_agreements_and_bodies_are_refused() {
     let token = issue_request_token(key, "sme-south", "platform-north", now, 60).unwrap();
     let reply = post(token, vec![b' '; 2 << 20]).await;
     assert_eq!(reply.status, 413);
+    // The unread rest of the body ends the connection; the reply says so,
+    // so the pooled client does not reuse it for the next request.
+    assert_eq!(reply.header("connection"), Some("close"));
 
     // Owner endpoints need the admin token; paths outside the data roots are refused.
     let reply = http

@@ -179,6 +179,16 @@ async fn oversized_bodies_are_413() {
     )
     .await;
     assert_eq!(value["field"], "body");
+    // The unread rest of the body ends the connection, and the reply says so.
+    let request = Request::builder()
+        .method("POST")
+        .uri("/datasets")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body))
+        .unwrap();
+    let response = f.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(response.headers().get(header::CONNECTION).unwrap(), "close");
 }
 
 #[tokio::test]
