@@ -47,3 +47,9 @@ pub enum Error {
     #[error(transparent)]
     Policy(#[from] policy::Error),
 }
+
+impl From<crate::audit::AuditError> for Error {
+    fn from(error: crate::audit::AuditError) -> Self {
+        Self::Storage(error.to_string())
+    }
+}

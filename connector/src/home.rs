@@ -115,11 +115,8 @@ pub fn open(home: &Path) -> Result<Connector> {
         .to_owned();
     let authority: TrustedAuthority = read_json(&home.join(&config.authority_file))?;
     let store = Arc::new(SledStore::open(&home.join("store"))?);
-    let audit_store = Arc::new(
-        SledAuditStore::open(&home.join("audit")).map_err(|e| Error::Storage(e.to_string()))?,
-    );
-    let audit = AuditLog::open(audit_store, Arc::clone(&key), config.checkpoint_every)
-        .map_err(|e| Error::Storage(e.to_string()))?;
+    let audit_store = Arc::new(SledAuditStore::open(&home.join("audit"))?);
+    let audit = AuditLog::open(audit_store, Arc::clone(&key), config.checkpoint_every)?;
     let token = std::fs::read_to_string(home.join(ADMIN_TOKEN)).map_err(|e| io(home, &e))?;
     Connector::new(Parts {
         config,

@@ -340,9 +340,7 @@ pub fn charges_in(store: &dyn AuditStore) -> Result<HashMap<String, u64>> {
     let mut charges = HashMap::new();
     let mut from = 0;
     loop {
-        let chunk = store
-            .range(from, 10_000)
-            .map_err(|e| Error::Storage(e.to_string()))?;
+        let chunk = store.range(from, 10_000)?;
         let Some(last) = chunk.last() else { break };
         from = last.seq + 1;
         for record in &chunk {

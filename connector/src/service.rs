@@ -141,10 +141,7 @@ impl Connector {
 
     /// Writes an audit record; durable when it returns.
     pub async fn record(&self, entry: AuditEntry) -> Result<crate::audit::AuditRecord> {
-        self.audit
-            .append(entry)
-            .await
-            .map_err(|e| Error::Storage(e.to_string()))
+        Ok(self.audit.append(entry).await?)
     }
 
     // ---------------- datasets and offers (owner) ----------------

@@ -207,10 +207,9 @@ async fn verify(State(c): State<Arc<Connector>>, officer: Officer) -> Api<ApiJso
     officer.reads("verify");
     let store = store(&c);
     let signer = c.key().public_key();
-    let report = blocking(move || {
-        crate::audit::verify(store.as_ref(), &signer).map_err(crate::officer::storage)
-    })
-    .await?;
+    let report =
+        blocking(move || crate::audit::verify(store.as_ref(), &signer).map_err(crate::Error::from))
+            .await?;
     let mut body = json!(report);
     body["intact"] = json!(report.is_intact());
     body["summary"] = json!(report.to_string());

@@ -4,9 +4,9 @@
 
 use datafusion::parquet::arrow::ArrowWriter;
 
+use super::SCAN_CHUNK;
 use super::filter::AuditFilter;
 use super::table::{audit_schema, records_to_batch};
-use super::{SCAN_CHUNK, storage};
 use crate::audit::AuditStore;
 use crate::{Error, Result};
 
@@ -33,7 +33,7 @@ impl JsonLinesExport {
         if self.done {
             return Ok(None);
         }
-        let chunk = store.range(self.next, SCAN_CHUNK).map_err(storage)?;
+        let chunk = store.range(self.next, SCAN_CHUNK)?;
         let Some(last) = chunk.last().map(|r| r.seq) else {
             self.done = true;
             return Ok(None);
@@ -71,7 +71,7 @@ pub fn export_parquet(store: &dyn AuditStore, filter: &AuditFilter) -> Result<Ve
         ArrowWriter::try_new(&mut out, audit_schema(), None).map_err(|e| parquet_error(&e))?;
     let mut from = 0;
     loop {
-        let chunk = store.range(from, SCAN_CHUNK).map_err(storage)?;
+        let chunk = store.range(from, SCAN_CHUNK)?;
         let Some(last) = chunk.last().map(|r| r.seq) else {
             break;
         };

@@ -34,11 +34,3 @@ pub use usage::{Bucket, ConsumerUsage, DatasetUsage, TimeBucket, UsageReport, us
 
 /// Records read from the store at a time by the officer's readers.
 pub const SCAN_CHUNK: usize = 4096;
-
-use crate::Error;
-use crate::audit::AuditError;
-
-/// An audit store error as the connector's error.
-pub(crate) fn storage(error: AuditError) -> Error {
-    Error::Storage(error.to_string())
-}

@@ -6,8 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::SCAN_CHUNK;
 use super::filter::AuditFilter;
-use super::{SCAN_CHUNK, storage};
 use crate::audit::{AuditRecord, AuditStore};
 use crate::{Error, Result};
 
@@ -72,7 +72,7 @@ pub fn list_records(
         Order::Desc => {
             let end = match request.cursor {
                 Some(cursor) => cursor,
-                None => store.len().map_err(storage)?,
+                None => store.len()?,
             };
             scan_backward(store, end, &mut keep)?;
         }
@@ -92,7 +92,7 @@ fn scan_forward(
     keep: &mut impl FnMut(AuditRecord) -> bool,
 ) -> Result<()> {
     loop {
-        let chunk = store.range(from, SCAN_CHUNK).map_err(storage)?;
+        let chunk = store.range(from, SCAN_CHUNK)?;
         let Some(last) = chunk.last().map(|r| r.seq) else {
             return Ok(());
         };
@@ -115,7 +115,7 @@ fn scan_backward(
     while end > 0 {
         let start = end.saturating_sub(SCAN_CHUNK as u64);
         let size = usize::try_from(end - start).unwrap_or(SCAN_CHUNK);
-        let chunk = store.range(start, size).map_err(storage)?;
+        let chunk = store.range(start, size)?;
         for record in chunk.into_iter().rev() {
             if !keep(record) {
                 return Ok(());

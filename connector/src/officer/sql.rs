@@ -17,7 +17,6 @@ use datafusion::prelude::SessionContext;
 use policy::enforce::Rule;
 use serde::Serialize;
 
-use super::storage;
 use super::table::{AUDIT_TABLE, audit_table};
 use crate::audit::AuditStore;
 use crate::engine::log_engine_error;
@@ -87,7 +86,7 @@ fn session(store: Arc<dyn AuditStore>, limits: &SqlLimits) -> Result<(SessionCon
         .with_runtime_env(runtime)
         .build();
     let ctx = SessionContext::new_with_state(state);
-    let len = store.len().map_err(storage)?;
+    let len = store.len()?;
     let table = audit_table(store, len, limits.partitions)?;
     ctx.register_table(AUDIT_TABLE, Arc::new(table))
         .map_err(|e| execution(&e))?;

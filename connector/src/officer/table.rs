@@ -121,7 +121,7 @@ impl std::fmt::Debug for AuditPartition {
 /// Reads `start..end` (at most [`SCAN_CHUNK`] records) as a batch.
 fn read_batch(store: &dyn AuditStore, start: u64, end: u64) -> Result<RecordBatch> {
     let size = usize::try_from(end - start).unwrap_or(SCAN_CHUNK);
-    let records = store.range(start, size).map_err(super::storage)?;
+    let records = store.range(start, size)?;
     records_to_batch(&records)
 }
 

@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::SCAN_CHUNK;
 use super::filter::AuditFilter;
-use super::{SCAN_CHUNK, storage};
 use crate::Result;
 use crate::audit::{AuditRecord, AuditStore, RecordKind};
 
@@ -238,7 +238,7 @@ pub fn usage_figures(
     let mut tally = Tally::default();
     let mut from = 0;
     loop {
-        let chunk = store.range(from, SCAN_CHUNK).map_err(storage)?;
+        let chunk = store.range(from, SCAN_CHUNK)?;
         let Some(last) = chunk.last().map(|r| r.seq) else {
             break;
         };
