@@ -36,6 +36,10 @@ pub async fn serve(
     served.map_err(|e| Error::Storage(format!("the server stopped: {e}")))
 }
 
+/// How long [`RunningConnector::stop`] waits for the connector's other
+/// handles to be dropped.
+const RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A connector served in a background task on a listener bound beforehand
 /// (so its address can go into the home's configuration first): the demo,
 /// the benchmarks and the tests run participants this way.
@@ -84,13 +88,21 @@ impl RunningConnector {
             .task
             .await
             .map_err(|e| Error::Storage(format!("the server task failed: {e}")));
+        // Work a request started may still hold the connector for a moment
+        // after its connection closed (a task the client stopped waiting
+        // for); wait for it, as for sled's lock.
+        let deadline = std::time::Instant::now() + RELEASE_WAIT;
+        while Arc::strong_count(&self.connector) > 1 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         // Closed even when serving failed, so the stores are released.
         match Arc::try_unwrap(self.connector) {
             Ok(connector) => connector.close().await,
             Err(_) => {
-                return Err(Error::Conflict(
-                    "the connector is still in use elsewhere".into(),
-                ));
+                return Err(Error::Conflict(format!(
+                    "the connector is still in use elsewhere after {} s",
+                    RELEASE_WAIT.as_secs()
+                )));
             }
         }
         served?
