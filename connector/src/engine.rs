@@ -2,18 +2,27 @@
 //! enforced plan under a memory limit and a timeout, refuse results over the
 //! row limit whole, and keep engine messages (which can quote data values)
 //! out of what the consumer sees.
+//!
+//! Prepared plans are kept per SQL text (see [`PlanCache`]): a repeated
+//! query skips parsing, enforcement, optimisation and, where DataFusion
+//! allows re-running a plan, physical planning. Only the time-dependent
+//! check (is every policy it reads in force now?) runs again, so a cached
+//! plan answers exactly what a fresh one would.
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::execution::SessionState;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
-use datafusion::prelude::DataFrame;
+use datafusion::execution::{SessionState, TaskContext};
+use datafusion::logical_expr::{Expr, LogicalPlan, Volatility};
+use datafusion::physical_plan::{ExecutionPlan, displayable, execution_plan::reset_plan_states};
 use policy::enforce::{EnforcedPlan, Governed, Refusal, Rule};
 use policy::model::UsagePolicy;
 
@@ -47,11 +56,84 @@ pub struct Answer {
 }
 
 /// A session that holds governed tables and answers SQL under their policies.
-#[derive(Clone)]
 pub struct GovernedEngine {
     state: SessionState,
     governed: Governed,
     limits: ExecutionLimits,
+    cache: PlanCache,
+}
+
+impl Clone for GovernedEngine {
+    /// A copy with the same tables and policies and an empty plan cache (a
+    /// copy may register other tables, which its plans must not miss).
+    fn clone(&self) -> Self {
+        Self {
+            state: self.state.clone(),
+            governed: self.governed.clone(),
+            limits: self.limits,
+            cache: PlanCache::default(),
+        }
+    }
+}
+
+/// A query ready to run: enforced and optimised, and physically planned
+/// when the physical plan can be run again.
+#[derive(Clone)]
+enum Ready {
+    /// A physical plan without run state that outlives a run (no dynamic
+    /// filters); each run executes a copy with fresh state.
+    Physical(Arc<dyn ExecutionPlan>),
+    /// The optimised logical plan; each run plans it physically.
+    Logical(LogicalPlan),
+    /// A physical plan planned for this run only (never cached).
+    Fresh(Arc<dyn ExecutionPlan>),
+}
+
+/// A prepared query.
+#[derive(Clone)]
+struct Prepared {
+    ready: Ready,
+    /// The datasets it reads (their policies must be in force at each run).
+    datasets: Vec<String>,
+    /// The policy's row limit, if any.
+    max_rows: Option<u64>,
+}
+
+/// Prepared plans by SQL text, for queries whose answer depends only on the
+/// data (no `now()`, `random()` or other non-immutable function). Bounded:
+/// when full it starts over, so hostile streams of distinct queries cost
+/// memory of at most [`PLAN_CACHE_ENTRIES`] plans.
+#[derive(Default)]
+struct PlanCache {
+    plans: Mutex<HashMap<String, Prepared>>,
+}
+
+/// Most prepared plans kept per engine.
+pub const PLAN_CACHE_ENTRIES: usize = 256;
+
+impl PlanCache {
+    fn get(&self, sql: &str) -> Option<Prepared> {
+        self.plans.lock().ok()?.get(sql).cloned()
+    }
+
+    fn insert(&self, sql: &str, prepared: Prepared) {
+        if let Ok(mut plans) = self.plans.lock() {
+            if plans.len() >= PLAN_CACHE_ENTRIES {
+                plans.clear();
+            }
+            plans.insert(sql.to_owned(), prepared);
+        }
+    }
+
+    fn clear(&self) {
+        if let Ok(mut plans) = self.plans.lock() {
+            plans.clear();
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.plans.lock().map_or(0, |p| p.len())
+    }
 }
 
 impl GovernedEngine {
@@ -72,6 +154,7 @@ impl GovernedEngine {
             state,
             governed: Governed::new(),
             limits,
+            cache: PlanCache::default(),
         })
     }
 
@@ -103,6 +186,7 @@ impl GovernedEngine {
                 reason: e.strip_backtrace(),
             })?;
         self.governed.insert(Arc::new(policy));
+        self.cache.clear();
         Ok(())
     }
 
@@ -121,22 +205,101 @@ impl GovernedEngine {
         policy::sql::plan_governed_sql(&self.state, sql, &self.governed, now).await
     }
 
-    /// Plans, enforces and executes `sql` at `now`.
+    /// Plans, enforces and executes `sql` at `now`. A query seen before
+    /// reuses its prepared plan after checking that the policies it reads
+    /// are in force at `now`.
     pub async fn query(&self, sql: &str, now: DateTime<Utc>) -> Result<Answer> {
-        let enforced = self.plan(sql, now).await?;
-        self.execute(enforced).await
+        let prepared = match self.cache.get(sql) {
+            Some(prepared) => {
+                self.check_in_force(&prepared.datasets, now)?;
+                prepared
+            }
+            None => self.prepare(sql, now).await?,
+        };
+        self.run(prepared).await
+    }
+
+    /// Prepared plans held (for tests and benchmarks).
+    pub fn cached_plans(&self) -> usize {
+        self.cache.len()
     }
 
     /// Executes an enforced plan under the engine's limits.
     pub async fn execute(&self, enforced: EnforcedPlan) -> Result<Answer> {
-        let frame = DataFrame::new(self.state.clone(), enforced.plan);
-        let batches = match tokio::time::timeout(self.limits.timeout, frame.collect()).await {
-            Ok(Ok(batches)) => batches,
-            Ok(Err(e)) => {
-                return Err(Error::Execution {
-                    id: log_engine_error(&e),
-                });
+        let prepared = self.prepare_once(enforced).await?;
+        self.run(prepared).await
+    }
+
+    /// Plans, enforces and optimises `sql`, plans it physically when the
+    /// physical plan can be run again, and caches the result when the
+    /// answer depends only on the data.
+    async fn prepare(&self, sql: &str, now: DateTime<Utc>) -> Result<Prepared> {
+        let enforced = self.plan(sql, now).await?;
+        if !is_immutable(&enforced.plan) {
+            return self.prepare_once(enforced).await;
+        }
+        let optimized = optimize(&self.state, &enforced.plan)?;
+        let physical = physical(&self.state, &optimized).await?;
+        let ready = if can_rerun(&physical) {
+            Ready::Physical(physical)
+        } else {
+            Ready::Logical(optimized)
+        };
+        let prepared = Prepared {
+            ready,
+            datasets: enforced.datasets,
+            max_rows: enforced.max_rows,
+        };
+        self.cache.insert(sql, prepared.clone());
+        Ok(prepared)
+    }
+
+    /// Plans an enforced plan for one run, with the session's clock started
+    /// so that `now()` and its kin have their value.
+    async fn prepare_once(&self, enforced: EnforcedPlan) -> Result<Prepared> {
+        let mut state = self.state.clone();
+        state.mark_start_execution();
+        let optimized = optimize(&state, &enforced.plan)?;
+        Ok(Prepared {
+            ready: Ready::Fresh(physical(&state, &optimized).await?),
+            datasets: enforced.datasets,
+            max_rows: enforced.max_rows,
+        })
+    }
+
+    /// Refuses when a policy of `datasets` is not in force at `now`, as the
+    /// enforcer would have.
+    fn check_in_force(&self, datasets: &[String], now: DateTime<Utc>) -> Result<()> {
+        for name in datasets {
+            if !self.governed.get(name).is_some_and(|p| p.is_valid_at(now)) {
+                return Err(Error::Refused(Refusal::new(
+                    Rule::Validity,
+                    format!("the usage policy of `{name}` is not in force now"),
+                )));
             }
+        }
+        Ok(())
+    }
+
+    /// Runs a prepared query under the time limit, then the row limit.
+    async fn run(&self, prepared: Prepared) -> Result<Answer> {
+        let work = async {
+            let plan = match prepared.ready {
+                Ready::Physical(plan) => reset_plan_states(plan).map_err(|e| Error::Execution {
+                    id: log_engine_error(&e),
+                })?,
+                Ready::Logical(plan) => physical(&self.state, &plan).await?,
+                Ready::Fresh(plan) => plan,
+            };
+            let context = Arc::new(TaskContext::from(&self.state));
+            datafusion::physical_plan::collect(plan, context)
+                .await
+                .map_err(|e| Error::Execution {
+                    id: log_engine_error(&e),
+                })
+        };
+        let batches = match tokio::time::timeout(self.limits.timeout, work).await {
+            Ok(result) => result?,
             Err(_) => {
                 let id = new_error_id();
                 tracing::warn!(error_id = %id, "query timed out after {:?}", self.limits.timeout);
@@ -144,7 +307,7 @@ impl GovernedEngine {
             }
         };
         let rows = batches.iter().map(RecordBatch::num_rows).sum();
-        if let Some(max) = enforced.max_rows
+        if let Some(max) = prepared.max_rows
             && u64::try_from(rows).unwrap_or(u64::MAX) > max
         {
             return Err(Error::Refused(Refusal::new(
@@ -156,6 +319,60 @@ impl GovernedEngine {
         }
         Ok(Answer { batches, rows })
     }
+}
+
+fn optimize(state: &SessionState, plan: &LogicalPlan) -> Result<LogicalPlan> {
+    state.optimize(plan).map_err(|e| Error::Execution {
+        id: log_engine_error(&e),
+    })
+}
+
+async fn physical(state: &SessionState, plan: &LogicalPlan) -> Result<Arc<dyn ExecutionPlan>> {
+    state
+        .query_planner()
+        .create_physical_plan(plan, state)
+        .await
+        .map_err(|e| Error::Execution {
+            id: log_engine_error(&e),
+        })
+}
+
+/// Whether every function in `plan` (subqueries included) is immutable:
+/// its answer then depends on the data only, not on the clock or chance.
+fn is_immutable(plan: &LogicalPlan) -> bool {
+    let mut immutable = true;
+    let _ = plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|expr| {
+            expr.apply(|e| {
+                let volatility = match e {
+                    Expr::ScalarFunction(f) => Some(f.func.signature().volatility),
+                    Expr::AggregateFunction(f) => Some(f.func.signature().volatility),
+                    _ => None,
+                };
+                if volatility.is_some_and(|v| v != Volatility::Immutable) {
+                    immutable = false;
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })?;
+        Ok(if immutable {
+            TreeNodeRecursion::Continue
+        } else {
+            TreeNodeRecursion::Stop
+        })
+    });
+    immutable
+}
+
+/// Whether a physical plan can be run again after resetting its nodes:
+/// DataFusion cannot reset plans whose operators share dynamic filters
+/// (top-k, joins, some aggregates), which its display names.
+fn can_rerun(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    !displayable(plan.as_ref())
+        .indent(true)
+        .to_string()
+        .contains("DynamicFilter")
 }
 
 fn default_schema(state: &SessionState) -> Option<Arc<dyn datafusion::catalog::SchemaProvider>> {
@@ -211,22 +428,135 @@ mod tests {
             ],
         )
         .unwrap();
-        Arc::new(MemTable::try_new(schema, vec![vec![batch]]).unwrap())
+        // Two partitions, so that plans repartition and merge.
+        let partitions = vec![vec![batch.slice(0, 10)], vec![batch.slice(10, 10)]];
+        Arc::new(MemTable::try_new(schema, partitions).unwrap())
     }
 
     fn engine(max_rows: u64) -> GovernedEngine {
-        let policy = UsagePolicy::from_json_str(&format!(
+        let mut engine = GovernedEngine::new(ExecutionLimits::default()).unwrap();
+        engine
+            .register_provider(policy("readings", max_rows), table())
+            .unwrap();
+        engine
+    }
+
+    fn policy(dataset: &str, max_rows: u64) -> UsagePolicy {
+        UsagePolicy::from_json_str(&format!(
             r#"{{"type": "UsagePolicy", "version": 1, "id": "p", "issuer": "x",
-                "target": {{"dataset": "readings"}}, "purposes": ["test"],
+                "target": {{"dataset": "{dataset}"}}, "purposes": ["test"],
                 "validity": {{"not_before": "2020-01-01T00:00:00Z", "not_after": "2099-01-01T00:00:00Z"}},
                 "access": "rows",
                 "columns": {{"site": "dimension", "label": "dimension", "value": "measure"}},
                 "limits": {{"max_rows_per_query": {max_rows}}}}}"#
         ))
-        .unwrap();
-        let mut engine = GovernedEngine::new(ExecutionLimits::default()).unwrap();
-        engine.register_provider(policy, table()).unwrap();
+        .unwrap()
+    }
+
+    fn text(answer: &Answer) -> String {
+        datafusion::arrow::util::pretty::pretty_format_batches(&answer.batches)
+            .unwrap()
+            .to_string()
+    }
+
+    fn at(date: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(date).unwrap().into()
+    }
+
+    #[tokio::test]
+    async fn a_repeated_query_reuses_its_plan_and_answers_the_same() {
+        let engine = engine(100);
+        let queries = [
+            // Repartitions, aggregates in two phases and merges.
+            "SELECT site, sum(value) AS total, count(*) AS n FROM readings GROUP BY site ORDER BY site",
+            // A top-k query (its dynamic filter stays inside the sort over
+            // a table in memory, so the physical plan is kept too).
+            "SELECT site, value FROM readings ORDER BY value DESC LIMIT 3",
+        ];
+        for (i, sql) in queries.iter().enumerate() {
+            let first = text(&engine.query(sql, Utc::now()).await.unwrap());
+            assert_eq!(engine.cached_plans(), i + 1);
+            let physical = matches!(engine.cache.get(sql).unwrap().ready, Ready::Physical(_));
+            assert!(physical, "{sql}");
+            for _ in 0..5 {
+                assert_eq!(text(&engine.query(sql, Utc::now()).await.unwrap()), first);
+            }
+            assert_eq!(engine.cached_plans(), i + 1);
+        }
+        let totals = text(&engine.query(queries[0], Utc::now()).await.unwrap());
+        assert!(totals.contains("| north | 45.0  | 10 |"), "{totals}");
+        let top = text(&engine.query(queries[1], Utc::now()).await.unwrap());
+        assert!(
+            top.contains("19.0") && top.contains("17.0") && !top.contains("16.0"),
+            "{top}"
+        );
+    }
+
+    #[tokio::test]
+    async fn concurrent_runs_of_one_cached_plan_do_not_share_state() {
+        let engine = Arc::new(engine(100));
+        let sql = "SELECT site, sum(value) AS total FROM readings GROUP BY site ORDER BY site";
+        let expected = text(&engine.query(sql, Utc::now()).await.unwrap());
+        let runs: Vec<_> = (0..16)
+            .map(|_| {
+                let engine = Arc::clone(&engine);
+                tokio::spawn(async move { text(&engine.query(sql, Utc::now()).await.unwrap()) })
+            })
+            .collect();
+        for run in runs {
+            assert_eq!(run.await.unwrap(), expected);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cached_plan_is_refused_once_its_policy_has_expired() {
+        let engine = engine(100);
+        let sql = "SELECT site, value FROM readings WHERE site = 'north'";
+        engine.query(sql, at("2030-01-01T00:00:00Z")).await.unwrap();
+        assert_eq!(engine.cached_plans(), 1);
+        for late in ["2099-01-01T00:00:01Z", "2019-12-31T23:59:59Z"] {
+            let error = engine.query(sql, at(late)).await.unwrap_err();
+            assert!(
+                matches!(&error, Error::Refused(r) if r.rule == Rule::Validity),
+                "{error}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn queries_that_read_the_clock_are_planned_afresh_each_time() {
+        let engine = engine(100);
+        let sql = "SELECT site, value FROM readings WHERE now() > TIMESTAMP '2000-01-01T00:00:00'";
+        assert_eq!(engine.query(sql, Utc::now()).await.unwrap().rows, 20);
+        let random = "SELECT site FROM readings WHERE random() < 2.0";
+        assert_eq!(engine.query(random, Utc::now()).await.unwrap().rows, 20);
+        assert_eq!(engine.cached_plans(), 0);
+    }
+
+    #[tokio::test]
+    async fn registering_a_table_forgets_the_cached_plans_and_a_clone_starts_empty() {
+        let mut engine = engine(100);
         engine
+            .query("SELECT site FROM readings", Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(engine.cached_plans(), 1);
+        assert_eq!(engine.clone().cached_plans(), 0);
+        engine
+            .register_provider(policy("other_readings", 100), table())
+            .unwrap();
+        assert_eq!(engine.cached_plans(), 0);
+    }
+
+    #[tokio::test]
+    async fn the_plan_cache_is_bounded() {
+        let engine = engine(1000);
+        for i in 0..=PLAN_CACHE_ENTRIES {
+            let sql = format!("SELECT site FROM readings WHERE value > {i}");
+            engine.query(&sql, Utc::now()).await.unwrap();
+        }
+        assert!(engine.cached_plans() <= PLAN_CACHE_ENTRIES);
+        assert!(engine.cached_plans() >= 1);
     }
 
     #[tokio::test]
