@@ -73,6 +73,21 @@ impl<'a> Negotiations<'a> {
         })
     }
 
+    /// The state of negotiation `id`, read without decoding its documents.
+    pub fn state(&self, id: &str) -> Result<NegotiationState> {
+        /// The one field of a stored negotiation that changes after it is
+        /// agreed.
+        #[derive(Deserialize)]
+        struct StateOnly {
+            state: NegotiationState,
+        }
+        let stored: Option<StateOnly> = get_json(self.store, TREE, id)?;
+        stored.map(|s| s.state).ok_or_else(|| Error::NotFound {
+            what: "negotiation",
+            id: id.to_owned(),
+        })
+    }
+
     /// Saves a negotiation.
     pub fn save(&self, negotiation: &Negotiation) -> Result<()> {
         put_json(self.store, TREE, &negotiation.id, negotiation)

@@ -64,23 +64,42 @@ pub struct CheckOutcome {
 impl Connector {
     /// Verifies the agreement presented by `caller`: our signature, its
     /// consumer, and that it is the one on record; returns it with its
-    /// negotiation. Whether it is still in force is [`Self::admit`]'s check.
+    /// negotiation's state. Whether it is still in force is
+    /// [`Self::admit`]'s check. The signature and record checks are done
+    /// once per agreement (`Connector::agreements`); the consumer and
+    /// the state are checked on every call.
     fn presented_agreement(
         &self,
         caller: &VerifiedCaller,
         agreement_jws: &str,
-    ) -> Result<(Agreement, NegotiationState)> {
-        let signed = SignedDocument::<Agreement>::verify(
-            agreement_jws,
-            DocumentKind::Agreement,
-            Some(&self.key.public_key()),
-        )?;
-        let agreement = signed.payload().clone();
+    ) -> Result<(Arc<Agreement>, NegotiationState)> {
+        let known = self
+            .agreements
+            .lock()
+            .ok()
+            .and_then(|a| a.get(agreement_jws).cloned());
+        let agreement = match known {
+            Some(agreement) => agreement,
+            None => self.verify_agreement(agreement_jws)?,
+        };
         if agreement.consumer != caller.participant_id {
             return Err(Error::Forbidden(
                 "the agreement belongs to another participant".into(),
             ));
         }
+        let state = Negotiations::new(self.store.as_ref()).state(&agreement.id)?;
+        Ok((agreement, state))
+    }
+
+    /// Checks our signature on an agreement and that it is the one on
+    /// record, and remembers it.
+    fn verify_agreement(&self, agreement_jws: &str) -> Result<Arc<Agreement>> {
+        let signed = SignedDocument::<Agreement>::verify(
+            agreement_jws,
+            DocumentKind::Agreement,
+            Some(&self.key.public_key()),
+        )?;
+        let agreement = Arc::new(signed.payload().clone());
         let n = Negotiations::new(self.store.as_ref()).get(&agreement.id)?;
         let stored = n.agreement.as_ref().map(SignedDocument::jws);
         if stored != Some(signed.jws()) {
@@ -88,7 +107,13 @@ impl Connector {
                 "the agreement does not match the one on record".into(),
             ));
         }
-        Ok((agreement, n.state))
+        if let Ok(mut agreements) = self.agreements.lock() {
+            if agreements.len() >= AGREEMENTS_KEPT {
+                agreements.clear();
+            }
+            agreements.insert(agreement_jws.to_owned(), Arc::clone(&agreement));
+        }
+        Ok(agreement)
     }
 
     /// Admits a query under a verified `agreement` in negotiation `state`:
@@ -333,6 +358,9 @@ impl Connector {
         })
     }
 }
+
+/// Most verified agreements remembered; past it the memory starts over.
+const AGREEMENTS_KEPT: usize = 4096;
 
 /// Queries charged per agreement, counted from the `quota_charged` records
 /// of an audit log.

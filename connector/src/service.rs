@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
-use policy::contract::{Acceptance, ContractRequest, Offer};
+use policy::contract::{Acceptance, Agreement, ContractRequest, Offer};
 use policy::credential::{TrustedAuthority, verify_credential};
 use policy::document::{DocumentKind, SignedDocument};
 use policy::keys::KeyPair;
@@ -52,6 +52,11 @@ pub struct Connector {
     pub(crate) verifier: TokenVerifier,
     pub(crate) audit: Arc<AuditLog>,
     pub(crate) engines: Mutex<HashMap<String, Arc<GovernedEngine>>>,
+    /// Agreements whose signature verified and that match the one on
+    /// record, by their JWS: an agreement never changes once signed, so
+    /// its verification is done once. Whether it is still in force is read
+    /// from the store on every query.
+    pub(crate) agreements: Mutex<HashMap<String, Arc<Agreement>>>,
     /// Queries charged per agreement, rebuilt from the audit log at start.
     pub(crate) quota: Mutex<HashMap<String, u64>>,
     /// Serialises changes of a stored negotiation (load, change, save,
@@ -98,6 +103,7 @@ impl Connector {
             verifier,
             audit: parts.audit,
             engines: Mutex::new(HashMap::new()),
+            agreements: Mutex::new(HashMap::new()),
             quota,
             transitions: tokio::sync::Mutex::new(()),
             admin_token_hash: parts.admin_token_hash,

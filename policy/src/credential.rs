@@ -252,6 +252,16 @@ pub fn verify_credential(
     Ok(credential)
 }
 
+/// Checks again, at `now`, the one property of a credential that verified
+/// earlier that can change: its validity window.
+pub(crate) fn check_still_valid(
+    credential: &MembershipCredential,
+    now: i64,
+    skew_secs: i64,
+) -> Result<()> {
+    check_validity(WHAT, credential.iat, credential.exp, now, skew_secs)
+}
+
 /// Checks `iat <= now + skew` and `now <= exp + skew`; `exp` must not be
 /// before `iat`. Arithmetic saturates, so hostile values cannot overflow.
 pub(crate) fn check_validity(

@@ -18,14 +18,16 @@
 //! 6. last, for otherwise valid tokens only, the `jti` against replay
 //!    ([`Error::Replayed`]), remembered until `exp` plus the skew.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 
 use crate::credential::{
-    DEFAULT_SKEW_SECS, MembershipCredential, TrustedAuthority, check_validity, verify_credential,
+    DEFAULT_SKEW_SECS, MembershipCredential, TrustedAuthority, check_still_valid, check_validity,
+    verify_credential,
 };
 use crate::error::{Error, Result};
 use crate::jws::{Header, decode_header, sign_jws, verify_jws};
@@ -133,7 +135,15 @@ pub struct TokenVerifier {
     pub skew_secs: i64,
     /// Where used token ids are remembered.
     pub replay: Arc<dyn ReplayGuard>,
+    /// Credentials whose signature verified, by their JWS, with the
+    /// authority that signed them: a caller presents the same credential
+    /// with every token, and its signature does not change. Its validity
+    /// window is checked again on every call.
+    credentials: Arc<Mutex<HashMap<String, (TrustedAuthority, MembershipCredential)>>>,
 }
+
+/// Most verified credentials remembered; past it the memory starts over.
+const CREDENTIALS_KEPT: usize = 4096;
 
 impl TokenVerifier {
     /// A verifier with the default skew ([`DEFAULT_SKEW_SECS`]).
@@ -147,14 +157,38 @@ impl TokenVerifier {
             own_id: own_id.into(),
             skew_secs: DEFAULT_SKEW_SECS,
             replay,
+            credentials: Arc::default(),
         }
+    }
+
+    /// The credential `jws`, verified against our authority at `now`; a
+    /// credential verified before is only checked for its validity window.
+    fn credential(&self, jws: &str, now: i64) -> Result<MembershipCredential> {
+        let known = self
+            .credentials
+            .lock()
+            .ok()
+            .and_then(|c| c.get(jws).cloned())
+            .filter(|(authority, _)| *authority == self.authority);
+        if let Some((_, credential)) = known {
+            check_still_valid(&credential, now, self.skew_secs)?;
+            return Ok(credential);
+        }
+        let credential = verify_credential(jws, &self.authority, now, self.skew_secs)?;
+        if let Ok(mut credentials) = self.credentials.lock() {
+            if credentials.len() >= CREDENTIALS_KEPT {
+                credentials.clear();
+            }
+            credentials.insert(jws.to_owned(), (self.authority.clone(), credential.clone()));
+        }
+        Ok(credential)
     }
 
     /// Verifies `token` presented with `credential_jws` at `now` (unix
     /// seconds). See the module documentation for the order of checks.
     pub fn verify(&self, token: &str, credential_jws: &str, now: i64) -> Result<VerifiedCaller> {
         let header = decode_header(token, WHAT)?;
-        let credential = verify_credential(credential_jws, &self.authority, now, self.skew_secs)?;
+        let credential = self.credential(credential_jws, now)?;
         let claims = verify_signature(token, header, &credential)?;
         self.check_claims(&claims, &credential, now)?;
         let remember_until = claims.exp.saturating_add(self.skew_secs.max(0));
@@ -328,6 +362,41 @@ mod tests {
         assert_eq!(caller.jti.len(), 32);
         assert!(caller.jti.chars().all(|c| c.is_ascii_hexdigit()));
         assert_eq!(forge::header_of(&token)["typ"], REQUEST_TOKEN_TYP);
+    }
+
+    #[test]
+    fn a_credential_verified_before_is_refused_once_it_expires() {
+        let w = world();
+        // Issued at NOW - 3600 for 86,400 s; verified and remembered first.
+        w.verify(&w.token(), NOW).unwrap();
+        let late = NOW - 3600 + 86_400 + DEFAULT_SKEW_SECS + 1;
+        let token = issue_request_token(&w.a_key, "sme-a", PROVIDER, late, 120).unwrap();
+        let err = w.verify(&token, late).unwrap_err();
+        assert!(matches!(err, Error::Expired { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_remembered_credential_is_not_trusted_under_another_authority() {
+        let mut w = world();
+        w.verify(&w.token(), NOW).unwrap();
+        let other = Authority::new("authority", KeyPair::generate().unwrap());
+        w.verifier.authority = other.trusted();
+        let err = w.verify(&w.token(), NOW).unwrap_err();
+        assert!(matches!(err, Error::UnknownKeyId { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_tampered_copy_of_a_remembered_credential_is_refused() {
+        let w = world();
+        w.verify(&w.token(), NOW).unwrap();
+        let mut tampered = w.a_credential.clone();
+        let last = tampered.pop().unwrap();
+        tampered.push(if last == 'A' { 'B' } else { 'A' });
+        let err = w.verifier.verify(&w.token(), &tampered, NOW).unwrap_err();
+        assert!(
+            matches!(err, Error::BadSignature { .. } | Error::Malformed { .. }),
+            "{err}"
+        );
     }
 
     #[test]
