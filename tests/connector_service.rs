@@ -296,6 +296,28 @@ async fn hostile_tokens_agreements_and_bodies_are_refused() {
         reply.status
     );
 
+    // Another participant presents the agreement (already used, so the
+    // provider has verified it before): refused, with its own credential.
+    let thief = start(&world, "sme-east", vec![], "sme").await;
+    let token =
+        issue_request_token(thief.connector.key(), "sme-east", "platform-north", now, 60).unwrap();
+    let auth = format!("Bearer {token}");
+    let reply = http
+        .send(
+            Method::POST,
+            &format!("{}/query", provider.url),
+            &[
+                ("authorization", auth.as_str()),
+                ("x-dataspace-credential", thief.connector.credential()),
+            ],
+            Some(body.clone()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 403);
+    assert!(String::from_utf8_lossy(&reply.body).contains("another participant"));
+    thief.stop().await;
+
     // Malformed JSON and oversized bodies get JSON errors; nothing changes.
     let token = issue_request_token(key, "sme-south", "platform-north", now, 60).unwrap();
     let reply = post(token, b"{not json".to_vec()).await;
