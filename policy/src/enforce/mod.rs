@@ -102,6 +102,11 @@ pub fn enforce_plan(
             "the dataset allows only aggregates: every value must come from `count`, `sum` or `avg` over `GROUP BY` dimensions",
         ));
     }
+    let rewritten = if guard {
+        rewritten
+    } else {
+        row_filter::consumer_predicates_first(rewritten, governed)?
+    };
     let datasets = enforcer.scanned();
     let max_rows = datasets
         .iter()
