@@ -142,7 +142,13 @@ fn bench_command_writes_a_report_with_every_figure() {
     );
     for q in queries {
         assert_eq!(q["answers_match"], true, "{q}");
-        for leg in ["raw", "raw_filter_first", "governed", "http"] {
+        for leg in [
+            "raw",
+            "raw_filter_first",
+            "governed",
+            "governed_fresh_plan",
+            "http",
+        ] {
             assert!(q[leg]["median_ms"].as_f64().unwrap() > 0.0, "{q}");
         }
         let ratio =
@@ -152,6 +158,10 @@ fn bench_command_writes_a_report_with_every_figure() {
             "{q}"
         );
         assert!(q["http_over_raw"].as_f64().unwrap() > 0.0, "{q}");
+        assert!(
+            q["governed_fresh_plan_over_raw"].as_f64().unwrap() > 0.0,
+            "{q}"
+        );
     }
     let small = &report["small_query"];
     assert_eq!(small["answers_match"], true, "{small}");

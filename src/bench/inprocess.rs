@@ -66,13 +66,22 @@ impl InProcess {
 
     /// Runs `sql` governed by the `mode` policy.
     pub async fn governed(&self, mode: Mode, sql: &str) -> Result<Vec<RecordBatch>> {
-        let answer = self
-            .engine(mode)
-            .query(sql, Utc::now())
-            .await
-            .map_err(|e| anyhow!("the governed engine did not answer `{sql}`: {e}"))?;
-        Ok(answer.batches)
+        answer(self.engine(mode), sql).await
     }
+
+    /// Runs `sql` governed by the `mode` policy on a copy of the engine
+    /// with no prepared plans, so that every step of planning is paid.
+    pub async fn governed_fresh_plan(&self, mode: Mode, sql: &str) -> Result<Vec<RecordBatch>> {
+        answer(&self.engine(mode).clone(), sql).await
+    }
+}
+
+async fn answer(engine: &GovernedEngine, sql: &str) -> Result<Vec<RecordBatch>> {
+    let answer = engine
+        .query(sql, Utc::now())
+        .await
+        .map_err(|e| anyhow!("the governed engine did not answer `{sql}`: {e}"))?;
+    Ok(answer.batches)
 }
 
 /// The `mode` policy on `dataset`.

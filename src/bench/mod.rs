@@ -176,7 +176,7 @@ async fn measure(
         && canonical(&governed)? == expected
         && canonical(&remote)? == expected;
     let rows = raw.iter().map(|b| b.num_rows()).sum();
-    let mut samples = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
+    let mut samples = [(); 5].map(|()| Vec::new());
     for _ in 0..runs.max(1) {
         let start = Instant::now();
         local.raw(&query.raw).await?;
@@ -188,10 +188,15 @@ async fn measure(
         local.governed(query.mode, &query.governed).await?;
         samples[2].push(elapsed_ms(start));
         let start = Instant::now();
-        world.query(&client, &body).await?;
+        local
+            .governed_fresh_plan(query.mode, &query.governed)
+            .await?;
         samples[3].push(elapsed_ms(start));
+        let start = Instant::now();
+        world.query(&client, &body).await?;
+        samples[4].push(elapsed_ms(start));
     }
-    let [raw, first, governed, http] = samples.map(|s| Timing::of(&s));
+    let [raw, first, governed, fresh, http] = samples.map(|s| Timing::of(&s));
     let ratio = |t: &Timing, base: &Timing| t.median_ms / base.median_ms.max(1e-9);
     Ok(QueryFigures {
         name: query.name.to_owned(),
@@ -202,11 +207,13 @@ async fn measure(
         rows,
         answers_match,
         governed_over_raw: ratio(&governed, &raw),
+        governed_fresh_plan_over_raw: ratio(&fresh, &raw),
         http_over_raw: ratio(&http, &raw),
         governed_over_raw_filter_first: ratio(&governed, &first),
         raw,
         raw_filter_first: first,
         governed,
+        governed_fresh_plan: fresh,
         http,
     })
 }
