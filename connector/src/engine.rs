@@ -8,6 +8,11 @@
 //! allows re-running a plan, physical planning. Only the time-dependent
 //! check (is every policy it reads in force now?) runs again, so a cached
 //! plan answers exactly what a fresh one would.
+//!
+//! A query whose first run scanned at most [`SMALL_SCAN_ROWS`] rows (a
+//! selective query on pruned Parquet, a small table) keeps a plan with one
+//! partition instead: with many small queries in flight, the cores are
+//! better spent on other queries than on repartitioning a few thousand rows.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -17,6 +22,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
@@ -58,6 +65,8 @@ pub struct Answer {
 /// A session that holds governed tables and answers SQL under their policies.
 pub struct GovernedEngine {
     state: SessionState,
+    /// The same session (tables, memory pool) planning one partition.
+    single: SessionState,
     governed: Governed,
     limits: ExecutionLimits,
     cache: PlanCache,
@@ -69,6 +78,7 @@ impl Clone for GovernedEngine {
     fn clone(&self) -> Self {
         Self {
             state: self.state.clone(),
+            single: self.single.clone(),
             governed: self.governed.clone(),
             limits: self.limits,
             cache: PlanCache::default(),
@@ -107,6 +117,10 @@ struct Prepared {
 struct PlanCache {
     plans: Mutex<HashMap<String, Prepared>>,
 }
+
+/// Most rows a query's first run may scan for its kept plan to have one
+/// partition.
+pub const SMALL_SCAN_ROWS: usize = 100_000;
 
 /// Most prepared plans kept per engine.
 pub const PLAN_CACHE_ENTRIES: usize = 256;
@@ -150,8 +164,13 @@ impl GovernedEngine {
         ))
         .with_runtime_env(runtime)
         .build();
+        let one_partition = state.config().clone().with_target_partitions(1);
+        let single = SessionStateBuilder::new_from_existing(state.clone())
+            .with_config(one_partition)
+            .build();
         Ok(Self {
             state,
+            single,
             governed: Governed::new(),
             limits,
             cache: PlanCache::default(),
@@ -209,14 +228,27 @@ impl GovernedEngine {
     /// reuses its prepared plan after checking that the policies it reads
     /// are in force at `now`.
     pub async fn query(&self, sql: &str, now: DateTime<Utc>) -> Result<Answer> {
-        let prepared = match self.cache.get(sql) {
-            Some(prepared) => {
-                self.check_in_force(&prepared.datasets, now)?;
-                prepared
-            }
-            None => self.prepare(sql, now).await?,
-        };
-        self.run(prepared).await
+        if let Some(prepared) = self.cache.get(sql) {
+            self.check_in_force(&prepared.datasets, now)?;
+            return Ok(self.run(prepared).await?.0);
+        }
+        let (prepared, optimized) = self.prepare(sql, now).await?;
+        let (answer, scanned) = self.run(prepared.clone()).await?;
+        if let (Ready::Physical(_), Some(optimized)) = (&prepared.ready, optimized)
+            && scanned <= SMALL_SCAN_ROWS
+            && self.state.config().target_partitions() > 1
+            && let Ok(plan) = physical(&self.single, &optimized).await
+            && can_rerun(&plan)
+        {
+            self.cache.insert(
+                sql,
+                Prepared {
+                    ready: Ready::Physical(plan),
+                    ..prepared
+                },
+            );
+        }
+        Ok(answer)
     }
 
     /// Prepared plans held (for tests and benchmarks).
@@ -227,23 +259,28 @@ impl GovernedEngine {
     /// Executes an enforced plan under the engine's limits.
     pub async fn execute(&self, enforced: EnforcedPlan) -> Result<Answer> {
         let prepared = self.prepare_once(enforced).await?;
-        self.run(prepared).await
+        Ok(self.run(prepared).await?.0)
     }
 
     /// Plans, enforces and optimises `sql`, plans it physically when the
     /// physical plan can be run again, and caches the result when the
-    /// answer depends only on the data.
-    async fn prepare(&self, sql: &str, now: DateTime<Utc>) -> Result<Prepared> {
+    /// answer depends only on the data; returns the optimised plan of a
+    /// cached query too.
+    async fn prepare(
+        &self,
+        sql: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(Prepared, Option<LogicalPlan>)> {
         let enforced = self.plan(sql, now).await?;
         if !is_immutable(&enforced.plan) {
-            return self.prepare_once(enforced).await;
+            return Ok((self.prepare_once(enforced).await?, None));
         }
         let optimized = optimize(&self.state, &enforced.plan)?;
         let physical = physical(&self.state, &optimized).await?;
         let ready = if can_rerun(&physical) {
             Ready::Physical(physical)
         } else {
-            Ready::Logical(optimized)
+            Ready::Logical(optimized.clone())
         };
         let prepared = Prepared {
             ready,
@@ -251,7 +288,7 @@ impl GovernedEngine {
             max_rows: enforced.max_rows,
         };
         self.cache.insert(sql, prepared.clone());
-        Ok(prepared)
+        Ok((prepared, Some(optimized)))
     }
 
     /// Plans an enforced plan for one run, with the session's clock started
@@ -281,8 +318,9 @@ impl GovernedEngine {
         Ok(())
     }
 
-    /// Runs a prepared query under the time limit, then the row limit.
-    async fn run(&self, prepared: Prepared) -> Result<Answer> {
+    /// Runs a prepared query under the time limit, then the row limit;
+    /// returns the answer and the rows its scans produced.
+    async fn run(&self, prepared: Prepared) -> Result<(Answer, usize)> {
         let work = async {
             let plan = match prepared.ready {
                 Ready::Physical(plan) => reset_plan_states(plan).map_err(|e| Error::Execution {
@@ -292,13 +330,14 @@ impl GovernedEngine {
                 Ready::Fresh(plan) => plan,
             };
             let context = Arc::new(TaskContext::from(&self.state));
-            datafusion::physical_plan::collect(plan, context)
+            let batches = datafusion::physical_plan::collect(Arc::clone(&plan), context)
                 .await
                 .map_err(|e| Error::Execution {
                     id: log_engine_error(&e),
-                })
+                })?;
+            Ok::<_, Error>((batches, scanned_rows(&plan)))
         };
-        let batches = match tokio::time::timeout(self.limits.timeout, work).await {
+        let (batches, scanned) = match tokio::time::timeout(self.limits.timeout, work).await {
             Ok(result) => result?,
             Err(_) => {
                 let id = new_error_id();
@@ -317,8 +356,37 @@ impl GovernedEngine {
                 ),
             )));
         }
-        Ok(Answer { batches, rows })
+        Ok((Answer { batches, rows }, scanned))
     }
+}
+
+/// Rows produced by the leaves (scans) of an executed plan: from their
+/// metrics (files) or their batches (tables in memory); unknown counts as
+/// unbounded.
+fn scanned_rows(plan: &Arc<dyn ExecutionPlan>) -> usize {
+    let children = plan.children();
+    if children.is_empty() {
+        let in_memory = plan
+            .downcast_ref::<DataSourceExec>()
+            .and_then(|scan| scan.data_source().downcast_ref::<MemorySourceConfig>())
+            .map(|memory| {
+                memory
+                    .partitions()
+                    .iter()
+                    .flatten()
+                    .map(RecordBatch::num_rows)
+                    .sum()
+            });
+        return plan
+            .metrics()
+            .and_then(|m| m.output_rows())
+            .or(in_memory)
+            .unwrap_or(usize::MAX);
+    }
+    children
+        .into_iter()
+        .map(scanned_rows)
+        .fold(0, usize::saturating_add)
 }
 
 fn optimize(state: &SessionState, plan: &LogicalPlan) -> Result<LogicalPlan> {
@@ -490,6 +558,57 @@ mod tests {
             top.contains("19.0") && top.contains("17.0") && !top.contains("16.0"),
             "{top}"
         );
+    }
+
+    fn cached_plan_text(engine: &GovernedEngine, sql: &str) -> String {
+        match engine.cache.get(sql).map(|p| p.ready) {
+            Some(Ready::Physical(plan)) => displayable(plan.as_ref()).indent(true).to_string(),
+            _ => String::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_query_that_scanned_few_rows_keeps_a_one_partition_plan() {
+        let sql = "SELECT site, sum(value) AS total FROM readings GROUP BY site ORDER BY site";
+        let small = engine(100);
+        let first = text(&small.query(sql, Utc::now()).await.unwrap());
+        let plan = cached_plan_text(&small, sql);
+        assert!(
+            !plan.is_empty() && !plan.contains("RepartitionExec"),
+            "{plan}"
+        );
+        assert_eq!(text(&small.query(sql, Utc::now()).await.unwrap()), first);
+
+        // Two partitions of 60,000 rows: over SMALL_SCAN_ROWS, so the plan
+        // keeps its partitions.
+        let schema = datafusion::catalog::TableProvider::schema(table().as_ref());
+        let batch = |offset: usize| {
+            let n = 60_000;
+            let sites: Vec<&str> = (0..n)
+                .map(|i| if i % 2 == 0 { "north" } else { "south" })
+                .collect();
+            let labels: Vec<&str> = vec!["x"; n];
+            let values: Vec<f64> = (0..n).map(|i| ((i + offset) % 7) as f64).collect();
+            RecordBatch::try_new(
+                Arc::clone(&schema),
+                vec![
+                    Arc::new(StringArray::from(sites)),
+                    Arc::new(StringArray::from(labels)),
+                    Arc::new(Float64Array::from(values)),
+                ],
+            )
+            .unwrap()
+        };
+        let large =
+            MemTable::try_new(Arc::clone(&schema), vec![vec![batch(0)], vec![batch(1)]]).unwrap();
+        let mut engine = GovernedEngine::new(ExecutionLimits::default()).unwrap();
+        engine
+            .register_provider(policy("readings", 100), Arc::new(large))
+            .unwrap();
+        let answer = text(&engine.query(sql, Utc::now()).await.unwrap());
+        let plan = cached_plan_text(&engine, sql);
+        assert!(plan.contains("RepartitionExec"), "{plan}");
+        assert_eq!(text(&engine.query(sql, Utc::now()).await.unwrap()), answer);
     }
 
     #[tokio::test]
