@@ -4,8 +4,9 @@
 //! out of what the consumer sees.
 //!
 //! Prepared plans are kept per SQL text (see [`PlanCache`]): a repeated
-//! query skips parsing, enforcement, optimisation and, where DataFusion
-//! allows re-running a plan, physical planning. Only the time-dependent
+//! query skips parsing, enforcement and optimisation and, where DataFusion
+//! allows re-running a physical plan (tables in memory, no dynamic
+//! filters), physical planning. Only the time-dependent
 //! check (is every policy it reads in force now?) runs again, so a cached
 //! plan answers exactly what a fresh one would.
 //!
@@ -23,6 +24,7 @@ use chrono::{DateTime, Utc};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::physical_plan::FileScanConfig;
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -93,8 +95,9 @@ enum Ready {
     /// A physical plan without run state that outlives a run (no dynamic
     /// filters); each run executes a copy with fresh state.
     Physical(Arc<dyn ExecutionPlan>),
-    /// The optimised logical plan; each run plans it physically.
-    Logical(LogicalPlan),
+    /// The optimised logical plan; each run plans it physically, in one
+    /// partition when `single`.
+    Logical { plan: LogicalPlan, single: bool },
     /// A physical plan planned for this run only (never cached).
     Fresh(Arc<dyn ExecutionPlan>),
 }
@@ -234,19 +237,24 @@ impl GovernedEngine {
         }
         let (prepared, optimized) = self.prepare(sql, now).await?;
         let (answer, scanned) = self.run(prepared.clone()).await?;
-        if let (Ready::Physical(_), Some(optimized)) = (&prepared.ready, optimized)
+        if let Some(optimized) = optimized
             && scanned <= SMALL_SCAN_ROWS
             && self.state.config().target_partitions() > 1
-            && let Ok(plan) = physical(&self.single, &optimized).await
-            && can_rerun(&plan)
         {
-            self.cache.insert(
-                sql,
-                Prepared {
-                    ready: Ready::Physical(plan),
-                    ..prepared
+            let ready = match &prepared.ready {
+                Ready::Physical(_) => match physical(&self.single, &optimized).await {
+                    Ok(plan) if can_rerun(&plan) => Some(Ready::Physical(plan)),
+                    _ => None,
                 },
-            );
+                Ready::Logical { .. } => Some(Ready::Logical {
+                    plan: optimized,
+                    single: true,
+                }),
+                Ready::Fresh(_) => None,
+            };
+            if let Some(ready) = ready {
+                self.cache.insert(sql, Prepared { ready, ..prepared });
+            }
         }
         Ok(answer)
     }
@@ -280,7 +288,10 @@ impl GovernedEngine {
         let ready = if can_rerun(&physical) {
             Ready::Physical(physical)
         } else {
-            Ready::Logical(optimized.clone())
+            Ready::Logical {
+                plan: optimized.clone(),
+                single: false,
+            }
         };
         let prepared = Prepared {
             ready,
@@ -326,7 +337,10 @@ impl GovernedEngine {
                 Ready::Physical(plan) => reset_plan_states(plan).map_err(|e| Error::Execution {
                     id: log_engine_error(&e),
                 })?,
-                Ready::Logical(plan) => physical(&self.state, &plan).await?,
+                Ready::Logical { plan, single } => {
+                    let state = if single { &self.single } else { &self.state };
+                    physical(state, &plan).await?
+                }
                 Ready::Fresh(plan) => plan,
             };
             let context = Arc::new(TaskContext::from(&self.state));
@@ -433,14 +447,30 @@ fn is_immutable(plan: &LogicalPlan) -> bool {
     immutable
 }
 
-/// Whether a physical plan can be run again after resetting its nodes:
-/// DataFusion cannot reset plans whose operators share dynamic filters
-/// (top-k, joins, some aggregates), which its display names.
+/// Whether a physical plan can be run again and again after resetting its
+/// nodes: not when it scans files (DataFusion's file sources keep the
+/// metrics of every run in the plan, which would grow without end), nor
+/// when operators share dynamic filters (top-k, joins, some aggregates),
+/// which a reset cannot renew and which the plan's display names.
 fn can_rerun(plan: &Arc<dyn ExecutionPlan>) -> bool {
-    !displayable(plan.as_ref())
-        .indent(true)
-        .to_string()
-        .contains("DynamicFilter")
+    let mut scans_files = false;
+    let _ = plan.apply(|node| {
+        scans_files = node.downcast_ref::<DataSourceExec>().is_some_and(|scan| {
+            scan.data_source()
+                .downcast_ref::<FileScanConfig>()
+                .is_some()
+        });
+        Ok(if scans_files {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    !scans_files
+        && !displayable(plan.as_ref())
+            .indent(true)
+            .to_string()
+            .contains("DynamicFilter")
 }
 
 fn default_schema(state: &SessionState) -> Option<Arc<dyn datafusion::catalog::SchemaProvider>> {
@@ -609,6 +639,34 @@ mod tests {
         let plan = cached_plan_text(&engine, sql);
         assert!(plan.contains("RepartitionExec"), "{plan}");
         assert_eq!(text(&engine.query(sql, Utc::now()).await.unwrap()), answer);
+    }
+
+    #[tokio::test]
+    async fn a_table_on_files_keeps_its_logical_plan_and_answers_alike() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("readings.csv");
+        let mut csv = String::from("site,label,value\n");
+        for i in 0..20 {
+            let site = if i < 10 { "north" } else { "south" };
+            csv.push_str(&format!("{site},x,{i}.0\n"));
+        }
+        std::fs::write(&path, csv).unwrap();
+        let mut engine = GovernedEngine::new(ExecutionLimits::default()).unwrap();
+        engine
+            .add_dataset(policy("readings", 100), &path)
+            .await
+            .unwrap();
+        let sql = "SELECT site, sum(value) AS total FROM readings GROUP BY site ORDER BY site";
+        let first = text(&engine.query(sql, Utc::now()).await.unwrap());
+        assert!(first.contains("| north | 45.0  |"), "{first}");
+        for _ in 0..3 {
+            assert_eq!(text(&engine.query(sql, Utc::now()).await.unwrap()), first);
+        }
+        let kept = engine.cache.get(sql).map(|p| p.ready);
+        assert!(
+            matches!(kept, Some(Ready::Logical { single: true, .. })),
+            "a file scan's physical plan is not kept, and 20 rows plan in one partition"
+        );
     }
 
     #[tokio::test]
