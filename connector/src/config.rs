@@ -46,6 +46,9 @@ pub struct ConnectorConfig {
     pub query_memory_bytes: usize,
     /// Time one query may take, in seconds.
     pub query_timeout_secs: u64,
+    /// Datasets whose files total at most this many bytes are read into
+    /// memory once and queried there (0: always read the files).
+    pub memory_table_bytes: u64,
     /// Clock-skew tolerance for tokens and credentials, in seconds.
     pub clock_skew_secs: i64,
     /// A signed checkpoint every this many audit records.
@@ -66,6 +69,7 @@ impl Default for ConnectorConfig {
             max_body_bytes: 1 << 20,
             query_memory_bytes: 1 << 30,
             query_timeout_secs: 60,
+            memory_table_bytes: 0,
             clock_skew_secs: 60,
             checkpoint_every: 1000,
         }

@@ -20,7 +20,7 @@ use crate::datasets::DatasetRegistry;
 use crate::engine::{ExecutionLimits, GovernedEngine};
 use crate::negotiation::{NegotiationState, Negotiations};
 use crate::service::{Connector, now};
-use crate::{Error, Result};
+use crate::{Error, Result, tables};
 
 /// A consumer's query.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -175,14 +175,56 @@ impl Connector {
             timeout: std::time::Duration::from_secs(self.config.query_timeout_secs),
         };
         let mut engine = GovernedEngine::new(limits)?;
-        engine
-            .add_dataset(agreement.policy.payload().clone(), &dataset.path)
-            .await?;
+        let policy = agreement.policy.payload().clone();
+        match self
+            .memory_table(&dataset.id, &dataset.path, &engine)
+            .await?
+        {
+            Some(table) => engine.register_provider(policy, table)?,
+            None => engine.add_dataset(policy, &dataset.path).await?,
+        }
         let engine = Arc::new(engine);
         if let Ok(mut engines) = self.engines.lock() {
             engines.insert(key, Arc::clone(&engine));
         }
         Ok(engine)
+    }
+
+    /// The dataset held in memory, when its files total at most
+    /// `memory_table_bytes`: read at the first query that needs it and
+    /// shared by every agreement on it until the dataset is registered
+    /// again.
+    async fn memory_table(
+        &self,
+        id: &str,
+        path: &std::path::Path,
+        engine: &GovernedEngine,
+    ) -> Result<Option<Arc<dyn datafusion::catalog::TableProvider>>> {
+        let limit = self.config.memory_table_bytes;
+        if limit == 0 {
+            return Ok(None);
+        }
+        if let Some(table) = self
+            .memory_tables
+            .lock()
+            .ok()
+            .and_then(|t| t.get(id).cloned())
+        {
+            return Ok(Some(table));
+        }
+        let bytes = tables::files_bytes(path)?;
+        if bytes > limit {
+            return Ok(None);
+        }
+        let started = Instant::now();
+        let files = tables::open_table(engine.state(), id, path).await?;
+        let table = tables::in_memory(engine.state(), id, files).await?;
+        tracing::info!(dataset = %id, bytes, ms = elapsed_ms(started), "dataset held in memory");
+        let table: Arc<dyn datafusion::catalog::TableProvider> = table;
+        if let Ok(mut tables) = self.memory_tables.lock() {
+            tables.insert(id.to_owned(), Arc::clone(&table));
+        }
+        Ok(Some(table))
     }
 
     /// Charges one query to the agreement, atomically (concurrent queries

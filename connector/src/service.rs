@@ -57,6 +57,8 @@ pub struct Connector {
     /// its verification is done once. Whether it is still in force is read
     /// from the store on every query.
     pub(crate) agreements: Mutex<HashMap<String, Arc<Agreement>>>,
+    /// Datasets held in memory (`memory_table_bytes`), by id.
+    pub(crate) memory_tables: Mutex<HashMap<String, Arc<dyn datafusion::catalog::TableProvider>>>,
     /// Queries charged per agreement, rebuilt from the audit log at start.
     pub(crate) quota: Mutex<HashMap<String, u64>>,
     /// Serialises changes of a stored negotiation (load, change, save,
@@ -104,6 +106,7 @@ impl Connector {
             audit: parts.audit,
             engines: Mutex::new(HashMap::new()),
             agreements: Mutex::new(HashMap::new()),
+            memory_tables: Mutex::new(HashMap::new()),
             quota,
             transitions: tokio::sync::Mutex::new(()),
             admin_token_hash: parts.admin_token_hash,
@@ -402,6 +405,9 @@ impl Connector {
     pub(crate) fn forget_engines(&self, dataset: &str) {
         if let Ok(mut engines) = self.engines.lock() {
             engines.retain(|key, _| !key.starts_with(&format!("{dataset}|")));
+        }
+        if let Ok(mut tables) = self.memory_tables.lock() {
+            tables.remove(dataset);
         }
     }
 

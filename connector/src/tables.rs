@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use datafusion::catalog::TableProvider;
+use datafusion::catalog::{MemTable, TableProvider};
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::arrow::ArrowFormat;
 use datafusion::datasource::file_format::csv::CsvFormat;
@@ -108,6 +108,58 @@ fn first_line(text: &str) -> String {
     text.lines().next().unwrap_or_default().to_owned()
 }
 
+/// Bytes of the dataset files at `path` (a file, or the files of its format
+/// in a folder).
+pub fn files_bytes(path: &Path) -> Result<u64> {
+    let fail = |e: std::io::Error| Error::Table {
+        name: "dataset".to_owned(),
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    };
+    if !path.is_dir() {
+        return Ok(std::fs::metadata(path).map_err(fail)?.len());
+    }
+    let Some(format) = Format::detect(path) else {
+        return Ok(0);
+    };
+    let mut total = 0_u64;
+    for entry in std::fs::read_dir(path).map_err(fail)? {
+        let file = entry.map_err(fail)?.path();
+        if Format::from_extension(&file) == Some(format) {
+            total = total.saturating_add(std::fs::metadata(&file).map_err(fail)?.len());
+        }
+    }
+    Ok(total)
+}
+
+/// Reads every row of `table` into memory, spread over as many partitions
+/// as there are cores.
+pub async fn in_memory(
+    state: &SessionState,
+    name: &str,
+    table: Arc<dyn TableProvider>,
+) -> Result<Arc<MemTable>> {
+    let ctx = datafusion::prelude::SessionContext::new_with_state(state.clone());
+    let fail = |e: datafusion::error::DataFusionError| Error::Table {
+        name: name.to_owned(),
+        path: String::new(),
+        reason: first_line(&e.strip_backtrace()),
+    };
+    let schema = table.schema();
+    let batches = ctx
+        .read_table(table)
+        .map_err(fail)?
+        .collect()
+        .await
+        .map_err(fail)?;
+    let partitions = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+    let mut split = vec![Vec::new(); partitions];
+    for (i, batch) in batches.into_iter().enumerate() {
+        split[i % partitions].push(batch);
+    }
+    Ok(Arc::new(MemTable::try_new(schema, split).map_err(fail)?))
+}
+
 /// Counts the rows of a table.
 pub async fn count_rows(state: &SessionState, table: Arc<dyn TableProvider>) -> Result<u64> {
     let ctx = datafusion::prelude::SessionContext::new_with_state(state.clone());
@@ -119,4 +171,29 @@ pub async fn count_rows(state: &SessionState, table: Arc<dyn TableProvider>) -> 
     let frame = ctx.read_table(table).map_err(fail)?;
     let rows = frame.count().await.map_err(fail)?;
     Ok(u64::try_from(rows).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_folder_of_files_is_measured_and_read_into_memory_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows = |from: i32| {
+            (from..from + 50)
+                .map(|i| format!("{i},site-{}\n", i % 3))
+                .collect::<String>()
+        };
+        let a = format!("id,site\n{}", rows(0));
+        let b = format!("id,site\n{}", rows(50));
+        std::fs::write(dir.path().join("a.csv"), &a).unwrap();
+        std::fs::write(dir.path().join("b.csv"), &b).unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "not data").unwrap();
+        assert_eq!(files_bytes(dir.path()).unwrap(), (a.len() + b.len()) as u64);
+        let state = policy::sql::governed_state(policy::sql::governed_config());
+        let files = open_table(&state, "t", dir.path()).await.unwrap();
+        let table = in_memory(&state, "t", files).await.unwrap();
+        assert_eq!(count_rows(&state, table).await.unwrap(), 100);
+    }
 }

@@ -140,6 +140,9 @@ impl Loopback {
     }
 }
 
+/// `memory_table_bytes` of the benchmark's provider.
+pub const MEMORY_TABLE_BYTES: u64 = 128 << 20;
+
 /// Sends `body` to the provider's `url` and decodes the Arrow IPC answer.
 pub async fn post_query(client: &PeerClient, url: &str, body: &Value) -> Result<Vec<RecordBatch>> {
     let reply = client.call(Method::POST, url, PROVIDER, Some(body)).await?;
@@ -177,6 +180,12 @@ async fn serve(
             catalog_url: None,
         },
     )?;
+    // Datasets up to 128 MiB of files are held in memory: the small-query
+    // table is, `lineitem` at scale factor 1 (359 MB) is read from Parquet.
+    let config = home.join(connector::config::CONFIG_FILE);
+    let mut text = std::fs::read_to_string(&config).context("cannot read the config")?;
+    text.push_str(&format!("\nmemory_table_bytes = {MEMORY_TABLE_BYTES}\n"));
+    std::fs::write(&config, text).context("cannot write the config")?;
     issue_credential(&home, authority, Attributes::default(), 86_400)
         .context("cannot issue the credential")?;
     let connector = Arc::new(Connector::open(&home)?);
