@@ -183,9 +183,14 @@ async fn serve(
     // Datasets up to 128 MiB of files are held in memory: the small-query
     // table is, `lineitem` at scale factor 1 (359 MB) is read from Parquet.
     let config = home.join(connector::config::CONFIG_FILE);
-    let mut text = std::fs::read_to_string(&config).context("cannot read the config")?;
-    text.push_str(&format!("\nmemory_table_bytes = {MEMORY_TABLE_BYTES}\n"));
-    std::fs::write(&config, text).context("cannot write the config")?;
+    let text = std::fs::read_to_string(&config).context("cannot read the config")?;
+    let mut lines: Vec<String> = text
+        .lines()
+        .filter(|l| !l.starts_with("memory_table_bytes"))
+        .map(str::to_owned)
+        .collect();
+    lines.insert(0, format!("memory_table_bytes = {MEMORY_TABLE_BYTES}"));
+    std::fs::write(&config, lines.join("\n") + "\n").context("cannot write the config")?;
     issue_credential(&home, authority, Attributes::default(), 86_400)
         .context("cannot issue the credential")?;
     let connector = Arc::new(Connector::open(&home)?);
