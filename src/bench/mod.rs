@@ -157,8 +157,8 @@ pub async fn run(
 }
 
 /// One query: a warm-up run of each leg whose answers must agree, then
-/// `runs` timed runs of the three legs, interleaved so that a change of
-/// load on the machine touches all three alike.
+/// `runs` timed runs of the legs, interleaved so that a change of
+/// load on the machine touches all of them alike.
 async fn measure(
     local: &InProcess,
     world: &Loopback,
