@@ -11,9 +11,10 @@
 //! plan answers exactly what a fresh one would.
 //!
 //! A query whose first run scanned at most [`SMALL_SCAN_ROWS`] rows (a
-//! selective query on pruned Parquet, a small table) keeps a plan with one
-//! partition instead: with many small queries in flight, the cores are
-//! better spent on other queries than on repartitioning a few thousand rows.
+//! selective query on pruned Parquet, a small table) or took at most
+//! [`SMALL_QUERY_TIME`] keeps a plan with one partition instead: with many
+//! small queries in flight, the cores are better spent on other queries
+//! than on splitting and merging a few milliseconds of work.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -72,6 +73,7 @@ pub struct GovernedEngine {
     governed: Governed,
     limits: ExecutionLimits,
     cache: PlanCache,
+    small_query_time: Duration,
 }
 
 impl Clone for GovernedEngine {
@@ -84,6 +86,7 @@ impl Clone for GovernedEngine {
             governed: self.governed.clone(),
             limits: self.limits,
             cache: PlanCache::default(),
+            small_query_time: self.small_query_time,
         }
     }
 }
@@ -124,6 +127,9 @@ struct PlanCache {
 /// Most rows a query's first run may scan for its kept plan to have one
 /// partition.
 pub const SMALL_SCAN_ROWS: usize = 100_000;
+
+/// Longest first run after which a query's kept plan has one partition.
+pub const SMALL_QUERY_TIME: Duration = Duration::from_millis(5);
 
 /// Most prepared plans kept per engine.
 pub const PLAN_CACHE_ENTRIES: usize = 256;
@@ -177,6 +183,7 @@ impl GovernedEngine {
             governed: Governed::new(),
             limits,
             cache: PlanCache::default(),
+            small_query_time: SMALL_QUERY_TIME,
         })
     }
 
@@ -236,9 +243,11 @@ impl GovernedEngine {
             return Ok(self.run(prepared).await?.0);
         }
         let (prepared, optimized) = self.prepare(sql, now).await?;
+        let started = std::time::Instant::now();
         let (answer, scanned) = self.run(prepared.clone()).await?;
+        let small = scanned <= SMALL_SCAN_ROWS || started.elapsed() <= self.small_query_time;
         if let Some(optimized) = optimized
-            && scanned <= SMALL_SCAN_ROWS
+            && small
             && self.state.config().target_partitions() > 1
         {
             let ready = match &prepared.ready {
@@ -257,6 +266,13 @@ impl GovernedEngine {
             }
         }
         Ok(answer)
+    }
+
+    /// Sets the first-run time under which a query's kept plan gets one
+    /// partition ([`SMALL_QUERY_TIME`] by default; zero keeps only the
+    /// rule on scanned rows).
+    pub fn set_small_query_time(&mut self, time: Duration) {
+        self.small_query_time = time;
     }
 
     /// Prepared plans held (for tests and benchmarks).
@@ -632,6 +648,7 @@ mod tests {
         let large =
             MemTable::try_new(Arc::clone(&schema), vec![vec![batch(0)], vec![batch(1)]]).unwrap();
         let mut engine = GovernedEngine::new(ExecutionLimits::default()).unwrap();
+        engine.set_small_query_time(Duration::ZERO);
         engine
             .register_provider(policy("readings", 100), Arc::new(large))
             .unwrap();
@@ -639,6 +656,18 @@ mod tests {
         let plan = cached_plan_text(&engine, sql);
         assert!(plan.contains("RepartitionExec"), "{plan}");
         assert_eq!(text(&engine.query(sql, Utc::now()).await.unwrap()), answer);
+
+        // A first run quicker than the small-query time gets one partition
+        // however many rows it scanned.
+        let mut quick = engine.clone();
+        quick.set_small_query_time(Duration::from_secs(600));
+        assert_eq!(text(&quick.query(sql, Utc::now()).await.unwrap()), answer);
+        let plan = cached_plan_text(&quick, sql);
+        assert!(
+            !plan.is_empty() && !plan.contains("RepartitionExec"),
+            "{plan}"
+        );
+        assert_eq!(text(&quick.query(sql, Utc::now()).await.unwrap()), answer);
     }
 
     #[tokio::test]
