@@ -26,9 +26,7 @@ pub fn to_arrow_stream(
     batches: &[RecordBatch],
 ) -> Result<Vec<u8>> {
     let mut out = Vec::new();
-    let fail = |e: datafusion::arrow::error::ArrowError| Error::Execution {
-        id: crate::engine::log_engine_error(&e),
-    };
+    let fail = crate::engine::execution_error;
     let mut writer = StreamWriter::try_new(&mut out, schema).map_err(fail)?;
     for batch in batches {
         writer.write(batch).map_err(fail)?;
@@ -42,12 +40,10 @@ pub fn to_arrow_stream(
 pub fn to_json_rows(batches: &[RecordBatch]) -> Result<Vec<u8>> {
     let mut writer = datafusion::arrow::json::ArrayWriter::new(Vec::new());
     let refs: Vec<&RecordBatch> = batches.iter().collect();
-    writer.write_batches(&refs).map_err(|e| Error::Execution {
-        id: crate::engine::log_engine_error(&e),
-    })?;
-    writer.finish().map_err(|e| Error::Execution {
-        id: crate::engine::log_engine_error(&e),
-    })?;
+    writer
+        .write_batches(&refs)
+        .map_err(crate::engine::execution_error)?;
+    writer.finish().map_err(crate::engine::execution_error)?;
     let bytes = writer.into_inner();
     Ok(if bytes.is_empty() {
         b"[]".to_vec()

@@ -101,7 +101,8 @@ enum Ready {
     /// The optimised logical plan; each run plans it physically, in one
     /// partition when `single`.
     Logical { plan: LogicalPlan, single: bool },
-    /// A physical plan planned for this run only (never cached).
+    /// A physical plan just planned, executed as it is (never taken from
+    /// the cache).
     Fresh(Arc<dyn ExecutionPlan>),
 }
 
@@ -165,9 +166,7 @@ impl GovernedEngine {
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(FairSpillPool::new(limits.memory_bytes)))
             .build_arc()
-            .map_err(|e| Error::Execution {
-                id: log_engine_error(&e),
-            })?;
+            .map_err(execution_error)?;
         let state = SessionStateBuilder::new_from_existing(policy::sql::governed_state(
             policy::sql::governed_config(),
         ))
@@ -242,29 +241,35 @@ impl GovernedEngine {
             self.check_in_force(&prepared.datasets, now)?;
             return Ok(self.run(prepared).await?.0);
         }
-        let (prepared, optimized) = self.prepare(sql, now).await?;
-        let started = std::time::Instant::now();
-        let (answer, scanned) = self.run(prepared.clone()).await?;
-        let small = scanned <= SMALL_SCAN_ROWS || started.elapsed() <= self.small_query_time;
-        if let Some(optimized) = optimized
-            && small
-            && self.state.config().target_partitions() > 1
-        {
-            let ready = match &prepared.ready {
-                Ready::Physical(_) => match physical(&self.single, &optimized).await {
-                    Ok(plan) if can_rerun(&plan) => Some(Ready::Physical(plan)),
-                    _ => None,
-                },
-                Ready::Logical { .. } => Some(Ready::Logical {
-                    plan: optimized,
-                    single: true,
-                }),
-                Ready::Fresh(_) => None,
-            };
-            if let Some(ready) = ready {
-                self.cache.insert(sql, Prepared { ready, ..prepared });
-            }
+        let enforced = self.plan(sql, now).await?;
+        if !is_immutable(&enforced.plan) {
+            return self.execute(enforced).await;
         }
+        let optimized = optimize(&self.state, &enforced.plan)?;
+        let plan = physical(&self.state, &optimized).await?;
+        let first = Prepared {
+            ready: Ready::Fresh(Arc::clone(&plan)),
+            datasets: enforced.datasets,
+            max_rows: enforced.max_rows,
+        };
+        let started = std::time::Instant::now();
+        let (answer, scanned) = self.run(first.clone()).await?;
+        let single = self.state.config().target_partitions() > 1
+            && (scanned <= SMALL_SCAN_ROWS || started.elapsed() <= self.small_query_time);
+        let ready = if !can_rerun(&plan) {
+            Ready::Logical {
+                plan: optimized,
+                single,
+            }
+        } else if single {
+            match physical(&self.single, &optimized).await {
+                Ok(one) if can_rerun(&one) => Ready::Physical(one),
+                _ => Ready::Physical(plan),
+            }
+        } else {
+            Ready::Physical(plan)
+        };
+        self.cache.insert(sql, Prepared { ready, ..first });
         Ok(answer)
     }
 
@@ -284,38 +289,6 @@ impl GovernedEngine {
     pub async fn execute(&self, enforced: EnforcedPlan) -> Result<Answer> {
         let prepared = self.prepare_once(enforced).await?;
         Ok(self.run(prepared).await?.0)
-    }
-
-    /// Plans, enforces and optimises `sql`, plans it physically when the
-    /// physical plan can be run again, and caches the result when the
-    /// answer depends only on the data; returns the optimised plan of a
-    /// cached query too.
-    async fn prepare(
-        &self,
-        sql: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(Prepared, Option<LogicalPlan>)> {
-        let enforced = self.plan(sql, now).await?;
-        if !is_immutable(&enforced.plan) {
-            return Ok((self.prepare_once(enforced).await?, None));
-        }
-        let optimized = optimize(&self.state, &enforced.plan)?;
-        let physical = physical(&self.state, &optimized).await?;
-        let ready = if can_rerun(&physical) {
-            Ready::Physical(physical)
-        } else {
-            Ready::Logical {
-                plan: optimized.clone(),
-                single: false,
-            }
-        };
-        let prepared = Prepared {
-            ready,
-            datasets: enforced.datasets,
-            max_rows: enforced.max_rows,
-        };
-        self.cache.insert(sql, prepared.clone());
-        Ok((prepared, Some(optimized)))
     }
 
     /// Plans an enforced plan for one run, with the session's clock started
@@ -350,9 +323,7 @@ impl GovernedEngine {
     async fn run(&self, prepared: Prepared) -> Result<(Answer, usize)> {
         let work = async {
             let plan = match prepared.ready {
-                Ready::Physical(plan) => reset_plan_states(plan).map_err(|e| Error::Execution {
-                    id: log_engine_error(&e),
-                })?,
+                Ready::Physical(plan) => reset_plan_states(plan).map_err(execution_error)?,
                 Ready::Logical { plan, single } => {
                     let state = if single { &self.single } else { &self.state };
                     physical(state, &plan).await?
@@ -362,9 +333,7 @@ impl GovernedEngine {
             let context = Arc::new(TaskContext::from(&self.state));
             let batches = datafusion::physical_plan::collect(Arc::clone(&plan), context)
                 .await
-                .map_err(|e| Error::Execution {
-                    id: log_engine_error(&e),
-                })?;
+                .map_err(execution_error)?;
             Ok::<_, Error>((batches, scanned_rows(&plan)))
         };
         let (batches, scanned) = match tokio::time::timeout(self.limits.timeout, work).await {
@@ -420,9 +389,7 @@ fn scanned_rows(plan: &Arc<dyn ExecutionPlan>) -> usize {
 }
 
 fn optimize(state: &SessionState, plan: &LogicalPlan) -> Result<LogicalPlan> {
-    state.optimize(plan).map_err(|e| Error::Execution {
-        id: log_engine_error(&e),
-    })
+    state.optimize(plan).map_err(execution_error)
 }
 
 async fn physical(state: &SessionState, plan: &LogicalPlan) -> Result<Arc<dyn ExecutionPlan>> {
@@ -430,9 +397,7 @@ async fn physical(state: &SessionState, plan: &LogicalPlan) -> Result<Arc<dyn Ex
         .query_planner()
         .create_physical_plan(plan, state)
         .await
-        .map_err(|e| Error::Execution {
-            id: log_engine_error(&e),
-        })
+        .map_err(execution_error)
 }
 
 /// Whether every function in `plan` (subqueries included) is immutable:
@@ -495,6 +460,14 @@ fn default_schema(state: &SessionState) -> Option<Arc<dyn datafusion::catalog::S
         .catalog_list()
         .catalog(&options.catalog.default_catalog)?
         .schema(&options.catalog.default_schema)
+}
+
+/// An engine error as the consumer sees it: logged under a fresh id, and
+/// only the id returned.
+pub(crate) fn execution_error(e: impl std::fmt::Display) -> Error {
+    Error::Execution {
+        id: log_engine_error(&e),
+    }
 }
 
 /// Logs an engine error under a fresh id and returns the id.

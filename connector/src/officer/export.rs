@@ -58,17 +58,11 @@ impl JsonLinesExport {
     }
 }
 
-fn parquet_error(e: &dyn std::fmt::Display) -> Error {
-    Error::Execution {
-        id: crate::engine::log_engine_error(e),
-    }
-}
-
 /// The records of `store` matching `filter` as a Parquet file.
 pub fn export_parquet(store: &dyn AuditStore, filter: &AuditFilter) -> Result<Vec<u8>> {
     let mut out = Vec::new();
-    let mut writer =
-        ArrowWriter::try_new(&mut out, audit_schema(), None).map_err(|e| parquet_error(&e))?;
+    let mut writer = ArrowWriter::try_new(&mut out, audit_schema(), None)
+        .map_err(crate::engine::execution_error)?;
     let mut from = 0;
     loop {
         let chunk = store.range(from, SCAN_CHUNK)?;
@@ -80,10 +74,10 @@ pub fn export_parquet(store: &dyn AuditStore, filter: &AuditFilter) -> Result<Ve
         if !kept.is_empty() {
             writer
                 .write(&records_to_batch(&kept)?)
-                .map_err(|e| parquet_error(&e))?;
+                .map_err(crate::engine::execution_error)?;
         }
     }
-    writer.close().map_err(|e| parquet_error(&e))?;
+    writer.close().map_err(crate::engine::execution_error)?;
     Ok(out)
 }
 

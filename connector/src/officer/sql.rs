@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use super::table::{AUDIT_TABLE, audit_table};
 use crate::audit::AuditStore;
-use crate::engine::log_engine_error;
+use crate::engine::execution_error;
 use crate::{Error, Result};
 
 /// Limits on one audit query.
@@ -69,18 +69,12 @@ fn invalid(reason: impl Into<String>) -> Error {
     }
 }
 
-fn execution(e: &dyn std::fmt::Display) -> Error {
-    Error::Execution {
-        id: log_engine_error(e),
-    }
-}
-
 /// A session holding only the table `audit` over `store`.
 fn session(store: Arc<dyn AuditStore>, limits: &SqlLimits) -> Result<(SessionContext, u64)> {
     let runtime = RuntimeEnvBuilder::new()
         .with_memory_pool(Arc::new(FairSpillPool::new(limits.memory_bytes)))
         .build_arc()
-        .map_err(|e| execution(&e))?;
+        .map_err(execution_error)?;
     let config = policy::sql::governed_config().with_target_partitions(limits.partitions.max(1));
     let state = SessionStateBuilder::new_from_existing(policy::sql::governed_state(config))
         .with_runtime_env(runtime)
@@ -89,7 +83,7 @@ fn session(store: Arc<dyn AuditStore>, limits: &SqlLimits) -> Result<(SessionCon
     let len = store.len()?;
     let table = audit_table(store, len, limits.partitions)?;
     ctx.register_table(AUDIT_TABLE, Arc::new(table))
-        .map_err(|e| execution(&e))?;
+        .map_err(execution_error)?;
     Ok((ctx, len))
 }
 
@@ -118,7 +112,7 @@ pub async fn run_audit_sql(
     let frame = ctx
         .execute_logical_plan(plan)
         .await
-        .map_err(|e| execution(&e))?;
+        .map_err(execution_error)?;
     let columns = frame
         .schema()
         .fields()
@@ -127,7 +121,7 @@ pub async fn run_audit_sql(
         .collect();
     let limited = frame
         .limit(0, Some(limits.max_rows.saturating_add(1)))
-        .map_err(|e| execution(&e))?;
+        .map_err(execution_error)?;
     let batches = tokio::time::timeout(limits.timeout, limited.collect())
         .await
         .map_err(|_| {
@@ -136,10 +130,9 @@ pub async fn run_audit_sql(
                 limits.timeout.as_secs()
             ))
         })?
-        .map_err(|e| execution(&e))?;
+        .map_err(execution_error)?;
     let mut rows: Vec<serde_json::Value> =
-        serde_json::from_slice(&crate::answer::to_json_rows(&batches)?)
-            .map_err(|e| execution(&e))?;
+        serde_json::from_slice(&crate::answer::to_json_rows(&batches)?).map_err(execution_error)?;
     let truncated = rows.len() > limits.max_rows;
     rows.truncate(limits.max_rows);
     Ok(AuditSqlAnswer {

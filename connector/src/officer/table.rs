@@ -17,7 +17,7 @@ use datafusion::physical_plan::streaming::PartitionStream;
 
 use super::SCAN_CHUNK;
 use crate::audit::{AuditRecord, AuditStore};
-use crate::{Error, Result};
+use crate::Result;
 
 /// The name of the audit table in officer SQL.
 pub const AUDIT_TABLE: &str = "audit";
@@ -96,9 +96,7 @@ pub fn records_to_batch(records: &[AuditRecord]) -> Result<RecordBatch> {
         texts(records, |r| Some(r.prev_hash.as_str())),
         texts(records, |r| Some(r.hash.as_str())),
     ];
-    RecordBatch::try_new(audit_schema(), columns).map_err(|e| Error::Execution {
-        id: crate::engine::log_engine_error(&e),
-    })
+    RecordBatch::try_new(audit_schema(), columns).map_err(crate::engine::execution_error)
 }
 
 /// One partition of the table: the records `start..end`.
@@ -175,7 +173,5 @@ pub fn audit_table(
             partition
         })
         .collect();
-    StreamingTable::try_new(schema, streams).map_err(|e| Error::Execution {
-        id: crate::engine::log_engine_error(&e),
-    })
+    StreamingTable::try_new(schema, streams).map_err(crate::engine::execution_error)
 }
