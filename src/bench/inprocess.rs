@@ -94,26 +94,12 @@ pub fn policy(mode: Mode, dataset: &str) -> Result<UsagePolicy> {
 }
 
 /// The rows of the Parquet folder `dir`, read once and held in memory,
-/// spread over as many partitions as there are cores.
+/// spread over as many partitions as there are cores (as a connector holds
+/// a dataset under `memory_table_bytes`).
 pub async fn cached_table(dir: &Path) -> Result<Arc<MemTable>> {
-    let ctx = SessionContext::new();
-    let location = format!("{}/", dir.display());
-    let frame = ctx
-        .read_parquet(location.as_str(), ParquetReadOptions::default())
-        .await
-        .with_context(|| format!("cannot open `{location}`"))?;
-    let schema = Arc::new(frame.schema().as_arrow().clone());
-    let batches = frame
-        .collect()
-        .await
-        .with_context(|| format!("cannot read `{location}`"))?;
-    let partitions = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let mut split = vec![Vec::new(); partitions];
-    for (i, batch) in batches.into_iter().enumerate() {
-        split[i % partitions].push(batch);
-    }
-    let table = MemTable::try_new(schema, split).context("cannot hold the table in memory")?;
-    Ok(Arc::new(table))
+    let state = policy::sql::governed_state(policy::sql::governed_config());
+    let files = connector::tables::open_table(&state, "cached", dir).await?;
+    Ok(connector::tables::in_memory(&state, "cached", files).await?)
 }
 
 /// A governed engine over the in-memory `table`, registered as `dataset`
