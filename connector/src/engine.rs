@@ -3,12 +3,12 @@
 //! row limit whole, and keep engine messages (which can quote data values)
 //! out of what the consumer sees.
 //!
-//! Prepared plans are kept per SQL text (see [`PlanCache`]): a repeated
-//! query skips parsing, enforcement and optimisation and, where DataFusion
-//! allows re-running a physical plan (tables in memory, no dynamic
-//! filters), physical planning. Only the time-dependent
-//! check (is every policy it reads in force now?) runs again, so a cached
-//! plan answers exactly what a fresh one would.
+//! Prepared plans are kept per SQL text (at most [`PLAN_CACHE_ENTRIES`]):
+//! a repeated query skips parsing, enforcement and optimisation and, where
+//! DataFusion allows re-running a physical plan (tables in memory, no
+//! dynamic filters), physical planning. Only the time-dependent check (is
+//! every policy it reads in force now?) runs again, so a cached plan
+//! answers exactly what a fresh one would.
 //!
 //! A query whose first run scanned at most [`SMALL_SCAN_ROWS`] rows (a
 //! selective query on pruned Parquet, a small table) or took at most
@@ -16,9 +16,8 @@
 //! small queries in flight, the cores are better spent on other queries
 //! than on splitting and merging a few milliseconds of work.
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -34,6 +33,7 @@ use datafusion::execution::{SessionState, TaskContext};
 use datafusion::logical_expr::{Expr, LogicalPlan, Volatility};
 use datafusion::physical_plan::{ExecutionPlan, displayable, execution_plan::reset_plan_states};
 use policy::enforce::{EnforcedPlan, Governed, Refusal, Rule};
+use policy::memo::Memo;
 use policy::model::UsagePolicy;
 
 use crate::{Error, Result, tables};
@@ -72,7 +72,10 @@ pub struct GovernedEngine {
     single: SessionState,
     governed: Governed,
     limits: ExecutionLimits,
-    cache: PlanCache,
+    /// Prepared plans by SQL text, for queries whose answer depends only
+    /// on the data (no `now()`, `random()` or other non-immutable
+    /// function), at most [`PLAN_CACHE_ENTRIES`].
+    cache: Memo<Prepared>,
     small_query_time: Duration,
 }
 
@@ -85,7 +88,7 @@ impl Clone for GovernedEngine {
             single: self.single.clone(),
             governed: self.governed.clone(),
             limits: self.limits,
-            cache: PlanCache::default(),
+            cache: Memo::new(PLAN_CACHE_ENTRIES),
             small_query_time: self.small_query_time,
         }
     }
@@ -116,15 +119,6 @@ struct Prepared {
     max_rows: Option<u64>,
 }
 
-/// Prepared plans by SQL text, for queries whose answer depends only on the
-/// data (no `now()`, `random()` or other non-immutable function). Bounded:
-/// when full it starts over, so hostile streams of distinct queries cost
-/// memory of at most [`PLAN_CACHE_ENTRIES`] plans.
-#[derive(Default)]
-struct PlanCache {
-    plans: Mutex<HashMap<String, Prepared>>,
-}
-
 /// Most rows a query's first run may scan for its kept plan to have one
 /// partition.
 pub const SMALL_SCAN_ROWS: usize = 100_000;
@@ -134,31 +128,6 @@ pub const SMALL_QUERY_TIME: Duration = Duration::from_millis(5);
 
 /// Most prepared plans kept per engine.
 pub const PLAN_CACHE_ENTRIES: usize = 256;
-
-impl PlanCache {
-    fn get(&self, sql: &str) -> Option<Prepared> {
-        self.plans.lock().ok()?.get(sql).cloned()
-    }
-
-    fn insert(&self, sql: &str, prepared: Prepared) {
-        if let Ok(mut plans) = self.plans.lock() {
-            if plans.len() >= PLAN_CACHE_ENTRIES {
-                plans.clear();
-            }
-            plans.insert(sql.to_owned(), prepared);
-        }
-    }
-
-    fn clear(&self) {
-        if let Ok(mut plans) = self.plans.lock() {
-            plans.clear();
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.plans.lock().map_or(0, |p| p.len())
-    }
-}
 
 impl GovernedEngine {
     /// An engine with no tables yet.
@@ -181,7 +150,7 @@ impl GovernedEngine {
             single,
             governed: Governed::new(),
             limits,
-            cache: PlanCache::default(),
+            cache: Memo::new(PLAN_CACHE_ENTRIES),
             small_query_time: SMALL_QUERY_TIME,
         })
     }

@@ -73,12 +73,7 @@ impl Connector {
         caller: &VerifiedCaller,
         agreement_jws: &str,
     ) -> Result<(Arc<Agreement>, NegotiationState)> {
-        let known = self
-            .agreements
-            .lock()
-            .ok()
-            .and_then(|a| a.get(agreement_jws).cloned());
-        let agreement = match known {
+        let agreement = match self.agreements.get(agreement_jws) {
             Some(agreement) => agreement,
             None => self.verify_agreement(agreement_jws)?,
         };
@@ -107,12 +102,8 @@ impl Connector {
                 "the agreement does not match the one on record".into(),
             ));
         }
-        if let Ok(mut agreements) = self.agreements.lock() {
-            if agreements.len() >= AGREEMENTS_KEPT {
-                agreements.clear();
-            }
-            agreements.insert(agreement_jws.to_owned(), Arc::clone(&agreement));
-        }
+        self.agreements
+            .insert(agreement_jws, Arc::clone(&agreement));
         Ok(agreement)
     }
 
@@ -400,9 +391,6 @@ impl Connector {
         })
     }
 }
-
-/// Most verified agreements remembered; past it the memory starts over.
-const AGREEMENTS_KEPT: usize = 4096;
 
 /// Queries charged per agreement, counted from the `quota_charged` records
 /// of an audit log.

@@ -10,6 +10,7 @@ use policy::contract::{Acceptance, Agreement, ContractRequest, Offer};
 use policy::credential::{TrustedAuthority, verify_credential};
 use policy::document::{DocumentKind, SignedDocument};
 use policy::keys::KeyPair;
+use policy::memo::Memo;
 use policy::model::UsagePolicy;
 use policy::replay::InMemoryReplayGuard;
 use policy::token::{TokenVerifier, VerifiedCaller};
@@ -56,7 +57,7 @@ pub struct Connector {
     /// record, by their JWS: an agreement never changes once signed, so
     /// its verification is done once. Whether it is still in force is read
     /// from the store on every query.
-    pub(crate) agreements: Mutex<HashMap<String, Arc<Agreement>>>,
+    pub(crate) agreements: Memo<Arc<Agreement>>,
     /// Datasets held in memory (`memory_table_bytes`), by id.
     pub(crate) memory_tables: Mutex<HashMap<String, Arc<dyn datafusion::catalog::TableProvider>>>,
     /// Queries charged per agreement, rebuilt from the audit log at start.
@@ -66,6 +67,9 @@ pub struct Connector {
     transitions: tokio::sync::Mutex<()>,
     admin_token_hash: String,
 }
+
+/// Most verified agreements remembered; past it the memory starts over.
+const AGREEMENTS_KEPT: usize = 4096;
 
 /// Current unix time in seconds.
 pub fn now() -> i64 {
@@ -105,7 +109,7 @@ impl Connector {
             verifier,
             audit: parts.audit,
             engines: Mutex::new(HashMap::new()),
-            agreements: Mutex::new(HashMap::new()),
+            agreements: Memo::new(AGREEMENTS_KEPT),
             memory_tables: Mutex::new(HashMap::new()),
             quota,
             transitions: tokio::sync::Mutex::new(()),

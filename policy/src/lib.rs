@@ -10,5 +10,6 @@ pub mod credential;
 pub mod document;
 pub mod jws;
 pub mod keys;
+pub mod memo;
 pub mod replay;
 pub mod token;

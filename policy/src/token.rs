@@ -18,9 +18,8 @@
 //! 6. last, for otherwise valid tokens only, the `jti` against replay
 //!    ([`Error::Replayed`]), remembered until `exp` plus the skew.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
@@ -32,6 +31,7 @@ use crate::credential::{
 use crate::error::{Error, Result};
 use crate::jws::{Header, decode_header, sign_jws, verify_jws};
 use crate::keys::KeyPair;
+use crate::memo::Memo;
 pub use crate::replay::{InMemoryReplayGuard, ReplayGuard};
 
 /// `typ` of a request token JWS.
@@ -139,7 +139,7 @@ pub struct TokenVerifier {
     /// authority that signed them: a caller presents the same credential
     /// with every token, and its signature does not change. Its validity
     /// window is checked again on every call.
-    credentials: Arc<Mutex<HashMap<String, (TrustedAuthority, MembershipCredential)>>>,
+    credentials: Arc<Memo<(TrustedAuthority, MembershipCredential)>>,
 }
 
 /// Most verified credentials remembered; past it the memory starts over.
@@ -157,7 +157,7 @@ impl TokenVerifier {
             own_id: own_id.into(),
             skew_secs: DEFAULT_SKEW_SECS,
             replay,
-            credentials: Arc::default(),
+            credentials: Arc::new(Memo::new(CREDENTIALS_KEPT)),
         }
     }
 
@@ -166,21 +166,15 @@ impl TokenVerifier {
     fn credential(&self, jws: &str, now: i64) -> Result<MembershipCredential> {
         let known = self
             .credentials
-            .lock()
-            .ok()
-            .and_then(|c| c.get(jws).cloned())
+            .get(jws)
             .filter(|(authority, _)| *authority == self.authority);
         if let Some((_, credential)) = known {
             check_still_valid(&credential, now, self.skew_secs)?;
             return Ok(credential);
         }
         let credential = verify_credential(jws, &self.authority, now, self.skew_secs)?;
-        if let Ok(mut credentials) = self.credentials.lock() {
-            if credentials.len() >= CREDENTIALS_KEPT {
-                credentials.clear();
-            }
-            credentials.insert(jws.to_owned(), (self.authority.clone(), credential.clone()));
-        }
+        self.credentials
+            .insert(jws, (self.authority.clone(), credential.clone()));
         Ok(credential)
     }
 

@@ -16,8 +16,8 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
 
 use super::SCAN_CHUNK;
-use crate::audit::{AuditRecord, AuditStore};
 use crate::Result;
+use crate::audit::{AuditRecord, AuditStore};
 
 /// The name of the audit table in officer SQL.
 pub const AUDIT_TABLE: &str = "audit";
