@@ -101,14 +101,18 @@ fn check_prints_decision_rule_and_plan() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     assert!(stdout.contains("decision: accepted"), "{stdout}");
+    // The logical plan carries the threshold; the physical plan that runs
+    // shows both barriers: the scan with its row filter inside, and the
+    // threshold.
     assert!(
-        stdout.contains("site != Utf8(\"secret-plant\")"),
+        stdout.contains("Threshold: dataset=telemetry, __dataspace_rows >= 5, __dataspace_entities >= 5"),
         "{stdout}"
     );
     assert!(
-        stdout.contains("__dataspace_entities >= Int64(5)"),
+        stdout.contains("GovernedScanExec: dataset=telemetry, row_filter=site@1 != secret-plant"),
         "{stdout}"
     );
+    assert!(stdout.contains("ThresholdExec: dataset=telemetry"), "{stdout}");
 
     let mut args: Vec<String> = vec!["policy".into(), "check".into()];
     args.extend(fixture_args());

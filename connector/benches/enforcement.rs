@@ -64,7 +64,7 @@ async fn enforcement_per_query() {
         for _ in 0..200 {
             let start = Instant::now();
             let _ =
-                std::hint::black_box(enforce_plan(&plan, engine.governed(), engine.state(), now));
+                std::hint::black_box(enforce_plan(&plan, engine.governed(), now));
             runs.push(start.elapsed());
             let start = Instant::now();
             let _ = std::hint::black_box(engine.plan(&case.sql, now).await);

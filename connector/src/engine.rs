@@ -32,6 +32,7 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::execution::{SessionState, TaskContext};
 use datafusion::logical_expr::{Expr, LogicalPlan, Volatility};
 use datafusion::physical_plan::{ExecutionPlan, displayable, execution_plan::reset_plan_states};
+use policy::barrier::{GovernedScanExec, GovernedTable, verify_physical_plan};
 use policy::enforce::{EnforcedPlan, Governed, Refusal, Rule};
 use policy::memo::Memo;
 use policy::model::UsagePolicy;
@@ -53,6 +54,22 @@ impl Default for ExecutionLimits {
             memory_bytes: 1 << 30,
             timeout: Duration::from_secs(60),
         }
+    }
+}
+
+/// A query planned to the end and verified, not run.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// The enforced logical plan.
+    pub enforced: EnforcedPlan,
+    /// The verified physical plan that would run.
+    pub physical: Arc<dyn ExecutionPlan>,
+}
+
+impl Checked {
+    /// The physical plan, one node a line.
+    pub fn physical_text(&self) -> String {
+        displayable(self.physical.as_ref()).indent(true).to_string()
     }
 }
 
@@ -170,6 +187,13 @@ impl GovernedEngine {
     ) -> Result<()> {
         policy.validate_against_schema(&table.schema())?;
         let name = policy.dataset().to_owned();
+        let policy = Arc::new(policy);
+        // The row filter becomes part of the table's scan: a barrier.
+        let table = Arc::new(GovernedTable::try_new(
+            &self.state,
+            Arc::clone(&policy),
+            table,
+        )?);
         let schema = default_schema(&self.state).ok_or_else(|| Error::Table {
             name: name.clone(),
             path: String::new(),
@@ -182,7 +206,7 @@ impl GovernedEngine {
                 path: String::new(),
                 reason: e.strip_backtrace(),
             })?;
-        self.governed.insert(Arc::new(policy));
+        self.governed.insert(policy);
         self.cache.clear();
         Ok(())
     }
@@ -197,8 +221,20 @@ impl GovernedEngine {
         &self.state
     }
 
-    /// Plans and enforces `sql` at `now`, reading no data rows.
-    pub async fn plan(&self, sql: &str, now: DateTime<Utc>) -> Result<EnforcedPlan, Refusal> {
+    /// Plans and enforces `sql` at `now`, then optimises and plans it
+    /// physically and verifies the plan that would run, reading no data rows
+    /// (a dry run).
+    pub async fn plan(&self, sql: &str, now: DateTime<Utc>) -> Result<Checked> {
+        let enforced = self.enforce(sql, now).await?;
+        let mut state = self.state.clone();
+        state.mark_start_execution();
+        let optimized = optimize(&state, &enforced.plan)?;
+        let physical = physical(&state, &optimized).await?;
+        Ok(Checked { enforced, physical })
+    }
+
+    /// Plans and enforces `sql` at `now` (the logical plan only).
+    pub async fn enforce(&self, sql: &str, now: DateTime<Utc>) -> Result<EnforcedPlan, Refusal> {
         policy::sql::plan_governed_sql(&self.state, sql, &self.governed, now).await
     }
 
@@ -210,7 +246,7 @@ impl GovernedEngine {
             self.check_in_force(&prepared.datasets, now)?;
             return Ok(self.run(prepared).await?.0);
         }
-        let enforced = self.plan(sql, now).await?;
+        let enforced = self.enforce(sql, now).await?;
         if !is_immutable(&enforced.plan) {
             return self.execute(enforced).await;
         }
@@ -332,6 +368,9 @@ impl GovernedEngine {
 /// metrics (files) or their batches (tables in memory); unknown counts as
 /// unbounded.
 fn scanned_rows(plan: &Arc<dyn ExecutionPlan>) -> usize {
+    if let Some(governed) = plan.downcast_ref::<GovernedScanExec>() {
+        return scanned_rows(governed.scan());
+    }
     let children = plan.children();
     if children.is_empty() {
         let in_memory = plan
@@ -361,12 +400,23 @@ fn optimize(state: &SessionState, plan: &LogicalPlan) -> Result<LogicalPlan> {
     state.optimize(plan).map_err(execution_error)
 }
 
+/// The physical plan of `plan`, after every physical optimizer rule, once the
+/// verifier has found its barriers intact (a violation refuses the query
+/// before it runs).
 async fn physical(state: &SessionState, plan: &LogicalPlan) -> Result<Arc<dyn ExecutionPlan>> {
-    state
+    let physical = state
         .query_planner()
         .create_physical_plan(plan, state)
         .await
-        .map_err(execution_error)
+        .map_err(execution_error)?;
+    if let Err(refusal) = verify_physical_plan(&physical) {
+        tracing::warn!(
+            "refused a plan that breaks a barrier: {refusal}\n{}",
+            displayable(physical.as_ref()).indent(true)
+        );
+        return Err(Error::Refused(refusal));
+    }
+    Ok(physical)
 }
 
 /// Whether every function in `plan` (subqueries included) is immutable:
@@ -405,6 +455,9 @@ fn is_immutable(plan: &LogicalPlan) -> bool {
 fn can_rerun(plan: &Arc<dyn ExecutionPlan>) -> bool {
     let mut scans_files = false;
     let _ = plan.apply(|node| {
+        let node = node
+            .downcast_ref::<GovernedScanExec>()
+            .map_or(node, GovernedScanExec::scan);
         scans_files = node.downcast_ref::<DataSourceExec>().is_some_and(|scan| {
             scan.data_source()
                 .downcast_ref::<FileScanConfig>()

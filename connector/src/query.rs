@@ -376,18 +376,19 @@ impl Connector {
         let (agreement, state) = self.presented_agreement(caller, &request.agreement)?;
         let engine = self.admit(&agreement, state).await?;
         Ok(match engine.plan(&request.sql, Utc::now()).await {
-            Ok(plan) => CheckOutcome {
+            Ok(checked) => CheckOutcome {
                 decision: "accepted".into(),
                 rule: None,
                 reason: None,
-                plan: Some(plan.plan.display_indent().to_string()),
+                plan: Some(checked.enforced.plan.display_indent().to_string()),
             },
-            Err(r) => CheckOutcome {
+            Err(Error::Refused(r)) => CheckOutcome {
                 decision: "refused".into(),
                 rule: Some(r.rule.id().to_owned()),
                 reason: Some(r.message),
                 plan: None,
             },
+            Err(other) => return Err(other),
         })
     }
 }

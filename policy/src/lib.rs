@@ -1,4 +1,5 @@
 //! placeholder
+pub mod barrier;
 pub mod enforce;
 pub mod error;
 pub mod model;

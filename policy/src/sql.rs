@@ -1,7 +1,15 @@
 //! The SQL entry point: one `SELECT`, planned by DataFusion over the governed
 //! tables only, then enforced.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
+use datafusion::catalog::Session;
+use datafusion::execution::context::QueryPlanner;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
+
+use crate::barrier::BarrierPlanner;
 use datafusion::execution::SessionState;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::LogicalPlan;
@@ -21,13 +29,33 @@ pub fn governed_config() -> SessionConfig {
 }
 
 /// A session state for governed planning: the standard functions, no table
-/// functions. Register the governed tables on it (and nothing else).
+/// functions, and the physical planner of the barrier nodes. Register the
+/// governed tables on it (as [`crate::barrier::GovernedTable`]s) and nothing
+/// else.
 pub fn governed_state(config: SessionConfig) -> SessionState {
     SessionStateBuilder::new()
         .with_config(config)
         .with_default_features()
         .with_table_functions(Default::default())
+        .with_query_planner(Arc::new(BarrierQueryPlanner))
         .build()
+}
+
+/// The default physical planner with the barrier nodes' planner.
+#[derive(Debug)]
+struct BarrierQueryPlanner;
+
+#[async_trait::async_trait]
+impl QueryPlanner for BarrierQueryPlanner {
+    async fn create_physical_plan(
+        &self,
+        logical_plan: &LogicalPlan,
+        session_state: &dyn Session,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(BarrierPlanner)])
+            .create_physical_plan(logical_plan, session_state)
+            .await
+    }
 }
 
 /// Parses, plans and enforces `sql`. `state` must know the governed tables
@@ -39,7 +67,7 @@ pub async fn plan_governed_sql(
     now: DateTime<Utc>,
 ) -> Decision<EnforcedPlan> {
     let plan = plan_sql(state, sql).await?;
-    enforce_plan(&plan, governed, state, now)
+    enforce_plan(&plan, governed, now)
 }
 
 /// Parses and plans `sql` (one `SELECT`) without enforcing anything.

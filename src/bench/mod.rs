@@ -273,7 +273,7 @@ async fn measure_small_queries(
         samples[1].push(elapsed_ms(start));
         let start = Instant::now();
         engine
-            .plan(&sql, chrono::Utc::now())
+            .enforce(&sql, chrono::Utc::now())
             .await
             .map_err(|e| anyhow!("the small query is refused: {e}"))?;
         samples[2].push(elapsed_ms(start));

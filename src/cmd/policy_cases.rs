@@ -151,24 +151,29 @@ pub fn check(args: &CheckArgs) -> Result<()> {
     runtime()?.block_on(async {
         let loaded = load(&args.policies, &args.tables).await?;
         match loaded.engine.plan(&args.sql, chrono::Utc::now()).await {
-            Ok(enforced) => {
+            Ok(checked) => {
                 say(format_args!("decision: accepted"));
                 say(format_args!("rule: none"));
-                if let Some(max) = enforced.max_rows {
+                if let Some(max) = checked.enforced.max_rows {
                     say(format_args!("row limit: {max}"));
                 }
                 say(format_args!(
                     "enforced plan:\n{}",
-                    enforced.plan.display_indent()
+                    checked.enforced.plan.display_indent()
+                ));
+                say(format_args!(
+                    "verified physical plan (what runs):\n{}",
+                    checked.physical_text()
                 ));
                 Ok(())
             }
-            Err(refusal) => {
+            Err(connector::Error::Refused(refusal)) => {
                 say(format_args!("decision: refused"));
                 say(format_args!("rule: {}", refusal.rule));
                 say(format_args!("reason: {}", refusal.message));
                 bail!("the query is refused by rule `{}`", refusal.rule)
             }
+            Err(other) => Err(other.into()),
         }
     })
 }

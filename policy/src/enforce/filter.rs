@@ -1,7 +1,5 @@
 //! Rule 4 (`filter`): in aggregate mode, the filters on dataset rows are a
-//! conjunction of comparisons of one dimension with literals. Also decides
-//! whether a predicate is *infallible*, i.e. cannot raise an error whatever
-//! the row holds; fallible predicates make the row filter guard every column.
+//! conjunction of comparisons of one dimension with literals.
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::DFSchema;
@@ -199,74 +197,6 @@ fn value_type(t: &DataType) -> &DataType {
     }
 }
 
-/// Whether evaluating `expr` on any row of `schema` can never raise an
-/// error. Conservative: anything not known to be safe is fallible.
-pub fn is_infallible(expr: &Expr, schema: &DFSchema) -> bool {
-    if is_constant(expr) {
-        return true;
-    }
-    match expr {
-        // A subquery's own predicates are checked where they stand; its
-        // result is a value like a column's.
-        Expr::Column(_) | Expr::ScalarSubquery(_) | Expr::Exists(_) => true,
-        Expr::InSubquery(s) => is_infallible(&s.expr, schema),
-        Expr::Alias(a) => is_infallible(&a.expr, schema),
-        Expr::Not(e)
-        | Expr::IsNull(e)
-        | Expr::IsNotNull(e)
-        | Expr::IsTrue(e)
-        | Expr::IsFalse(e)
-        | Expr::IsUnknown(e)
-        | Expr::IsNotTrue(e)
-        | Expr::IsNotFalse(e)
-        | Expr::IsNotUnknown(e) => is_infallible(e, schema),
-        Expr::BinaryExpr(BinaryExpr { left, op, right }) => match op {
-            Operator::And | Operator::Or => {
-                is_infallible(left, schema) && is_infallible(right, schema)
-            }
-            op if is_comparison(*op)
-                || matches!(op, Operator::IsDistinctFrom | Operator::IsNotDistinctFrom) =>
-            {
-                comparison_is_safe(left, right, schema)
-            }
-            _ => false,
-        },
-        Expr::Between(Between {
-            expr, low, high, ..
-        }) => comparison_is_safe(expr, low, schema) && comparison_is_safe(expr, high, schema),
-        Expr::InList(InList { expr, list, .. }) => list
-            .iter()
-            .all(|item| comparison_is_safe(expr, item, schema)),
-        Expr::Like(like) => {
-            is_constant(&like.pattern) && is_infallible(&like.expr, schema) && {
-                let t = like.expr.get_type(schema);
-                matches!(
-                    t,
-                    Ok(DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
-                )
-            }
-        }
-        _ => false,
-    }
-}
-
-fn comparison_is_safe(left: &Expr, right: &Expr, schema: &DFSchema) -> bool {
-    if !(is_infallible(left, schema) && is_infallible(right, schema)) {
-        return false;
-    }
-    let (Ok(a), Ok(b)) = (left.get_type(schema), right.get_type(schema)) else {
-        return false;
-    };
-    match (is_constant(left), is_constant(right)) {
-        (false, true) => comparable_without_casting_column(&a, &b, true),
-        (true, false) => comparable_without_casting_column(&b, &a, true),
-        _ => {
-            comparable_without_casting_column(&a, &b, false)
-                && comparable_without_casting_column(&b, &a, false)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::test_support::{accepted, refusal};
@@ -310,25 +240,9 @@ mod tests {
     }
 
     #[test]
-    fn infallibility_is_conservative() {
-        let schema =
-            DFSchema::try_from(super::super::test_support::schema().as_ref().clone()).unwrap();
-        assert!(is_infallible(
-            &col("site")
-                .eq(lit("x"))
-                .and(col("temperature").gt(lit(3.0))),
-            &schema
-        ));
-        assert!(is_infallible(&col("ts").is_null(), &schema));
-        assert!(!is_infallible(
-            &(lit(1) / col("temperature")).eq(lit(1)),
-            &schema
-        ));
-        assert!(
-            !is_infallible(&col("site").eq(lit(5)), &schema),
-            "the column would be cast"
-        );
+    fn constants_read_no_column() {
         assert!(is_constant(&(lit(1) + lit(2))));
         assert!(!is_constant(&col("site")));
     }
+
 }

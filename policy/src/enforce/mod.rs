@@ -4,9 +4,10 @@
 //! every node it knows the lineage of each output column (which governed
 //! columns, of which class, it derives from) and whether the node's rows are
 //! still unaggregated dataset rows. It refuses what the spec forbids, and
-//! rewrites what the spec requires: the row filter directly above every scan
-//! of a governed dataset, and the threshold into every enforced aggregate.
-//! The result is made of standard DataFusion nodes only.
+//! rewrites what the spec requires: the threshold into every enforced
+//! aggregate, as a barrier node ([`crate::barrier::ThresholdNode`]). The
+//! row filter is part of every governed table's scan
+//! ([`crate::barrier::GovernedTable`]); a scan of any other table is refused.
 //!
 //! The plan enforced is the one the SQL planner produces, before the
 //! analyzer's type coercion, so that casts in it are the consumer's own.
@@ -17,7 +18,6 @@ mod filter;
 mod lineage;
 mod nodes;
 mod refusal;
-mod row_filter;
 mod statement;
 #[cfg(test)]
 mod test_support;
@@ -27,8 +27,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::execution::SessionState;
 use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 
 pub use refusal::{Decision, Refusal, Rule};
@@ -78,22 +76,18 @@ pub struct EnforcedPlan {
     /// The largest result allowed (`max_rows_per_query`); the plan fetches at
     /// most one row more, so that the executor can refuse a larger result whole.
     pub max_rows: Option<u64>,
-    /// Whether the row filter guards every column (see `row_filter`).
-    pub guarded: bool,
     /// The datasets the query reads.
     pub datasets: Vec<String>,
 }
 
 /// Enforces the policies of `governed` on `plan` (as produced by the SQL
-/// planner) at time `now`. `state` plans the row filters' expressions.
+/// planner over [`crate::barrier::GovernedTable`]s) at time `now`.
 pub fn enforce_plan(
     plan: &LogicalPlan,
     governed: &Governed,
-    state: &SessionState,
     now: DateTime<Utc>,
 ) -> Decision<EnforcedPlan> {
-    let guard = needs_guard(plan, governed);
-    let mut enforcer = nodes::Enforcer::new(governed, state, guard, now);
+    let mut enforcer = nodes::Enforcer::new(governed, now);
     let (rewritten, rel) = enforcer.visit(plan, &[])?;
     columns::check_columns(&rel.cols)?;
     if rel.unaggregated.iter().any(|t| governed.is_aggregate(t)) {
@@ -102,11 +96,6 @@ pub fn enforce_plan(
             "the dataset allows only aggregates: every value must come from `count`, `sum` or `avg` over `GROUP BY` dimensions",
         ));
     }
-    let rewritten = if guard {
-        rewritten
-    } else {
-        row_filter::consumer_predicates_first(rewritten, governed)?
-    };
     let datasets = enforcer.scanned();
     let max_rows = datasets
         .iter()
@@ -130,26 +119,6 @@ pub fn enforce_plan(
     Ok(EnforcedPlan {
         plan,
         max_rows,
-        guarded: guard,
         datasets,
     })
-}
-
-/// Whether any predicate of the query could raise an error on some row
-/// while a governed dataset has a row filter.
-fn needs_guard(plan: &LogicalPlan, governed: &Governed) -> bool {
-    if !governed.policies().any(|p| p.row_filter.is_some()) {
-        return false;
-    }
-    let mut fallible = false;
-    let _ = plan.apply_with_subqueries(|node| {
-        if let LogicalPlan::Filter(f) = node
-            && !filter::is_infallible(&f.predicate, f.input.schema())
-        {
-            fallible = true;
-            return Ok(TreeNodeRecursion::Stop);
-        }
-        Ok(TreeNodeRecursion::Continue)
-    });
-    fallible
 }

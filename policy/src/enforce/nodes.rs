@@ -7,39 +7,31 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use datafusion::common::DFSchema;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::execution::SessionState;
 use datafusion::logical_expr::{Aggregate, Distinct, Expr, LogicalPlan, TableScan};
 
+use datafusion::datasource::source_as_provider;
+
 use super::Governed;
+use crate::barrier::GovernedTable;
 use super::aggregate::check_enforced_aggregate;
 use super::columns::{Use, check_columns, check_denied, check_references};
 use super::filter::{check_row_filter, is_constant};
 use super::lineage::{Col, Rel, Scope, Scopes, Source, classify};
 use super::refusal::{Decision, Refusal, Rule};
-use super::row_filter::apply_row_filter;
 use super::threshold::{apply_threshold, node_name};
 
 /// State of one enforcement run.
 pub struct Enforcer<'a> {
     governed: &'a Governed,
-    state: &'a SessionState,
-    guard: bool,
     now: DateTime<Utc>,
     scanned: Vec<String>,
 }
 
 impl<'a> Enforcer<'a> {
-    /// A run over `governed` at `now`; `guard` asks for guarded columns.
-    pub fn new(
-        governed: &'a Governed,
-        state: &'a SessionState,
-        guard: bool,
-        now: DateTime<Utc>,
-    ) -> Self {
+    /// A run over `governed` at `now`.
+    pub fn new(governed: &'a Governed, now: DateTime<Utc>) -> Self {
         Self {
             governed,
-            state,
-            guard,
             now,
             scanned: Vec::new(),
         }
@@ -142,10 +134,23 @@ impl<'a> Enforcer<'a> {
             unaggregated: vec![table],
             impure: None,
         };
-        let plan = match &policy.row_filter {
-            Some(sql) => apply_row_filter(self.state, scan.clone(), sql, self.guard)?,
-            None => LogicalPlan::TableScan(scan.clone()),
-        };
+        // The row filter is part of the governed table's scan (a barrier no
+        // optimizer rule can cross); a table that is not governed by this
+        // very policy is refused.
+        let governed = source_as_provider(&scan.source)
+            .ok()
+            .is_some_and(|provider| {
+                provider
+                    .downcast_ref::<GovernedTable>()
+                    .is_some_and(|table| table.policy().as_ref() == policy.as_ref())
+            });
+        if !governed {
+            return Err(Refusal::new(
+                Rule::Table,
+                format!("`{name}` is not registered as a governed dataset"),
+            ));
+        }
+        let plan = LogicalPlan::TableScan(scan.clone());
         if !self.scanned.contains(&name) {
             self.scanned.push(name);
         }
@@ -179,7 +184,7 @@ impl<'a> Enforcer<'a> {
                 "the policy has no aggregation settings",
             ));
         };
-        let rebuilt = recompute(apply_threshold(aggregate, input, entity, aggregation)?)?;
+        let rebuilt = recompute(apply_threshold(aggregate, input, table, entity, aggregation)?)?;
         Ok((rebuilt, Rel::clean(aggregate.schema.fields().len())))
     }
 

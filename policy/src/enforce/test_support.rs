@@ -9,6 +9,7 @@ use datafusion::catalog::MemTable;
 use datafusion::execution::SessionState;
 
 use super::{Decision, EnforcedPlan, Governed, Refusal};
+use crate::barrier::GovernedTable;
 use crate::model::UsagePolicy;
 use crate::sql::{governed_config, governed_state, plan_governed_sql};
 
@@ -60,17 +61,20 @@ pub fn rows_policy() -> UsagePolicy {
 
 fn state_and_governed(policy: UsagePolicy) -> (SessionState, Governed) {
     let state = governed_state(governed_config());
-    let table = MemTable::try_new(schema(), vec![vec![]]).map(Arc::new);
+    let policy = Arc::new(policy);
+    let table = MemTable::try_new(schema(), vec![vec![]])
+        .ok()
+        .and_then(|t| GovernedTable::try_new(&state, Arc::clone(&policy), Arc::new(t)).ok());
     let options = state.config_options().catalog.clone();
     let schema_provider = state
         .catalog_list()
         .catalog(&options.default_catalog)
         .and_then(|c| c.schema(&options.default_schema));
-    if let (Ok(table), Some(schema_provider)) = (table, schema_provider) {
-        let _ = schema_provider.register_table("telemetry".to_owned(), table);
+    if let (Some(table), Some(schema_provider)) = (table, schema_provider) {
+        let _ = schema_provider.register_table("telemetry".to_owned(), Arc::new(table));
     }
     let mut governed = Governed::new();
-    governed.insert(Arc::new(policy));
+    governed.insert(policy);
     (state, governed)
 }
 

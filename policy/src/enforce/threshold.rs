@@ -1,11 +1,12 @@
 //! Rule 5 (threshold): every group of an enforced aggregate holds at least
 //! `min_rows` rows and `min_entities` distinct entities, counted over the rows
 //! the aggregate sees; smaller groups are dropped before anything else sees
-//! them. The rewrite uses standard nodes only:
+//! them. The threshold is a barrier node ([`ThresholdNode`]) that no
+//! predicate is pushed through:
 //!
 //! ```text
-//! Projection: CASE WHEN <threshold> THEN <each column of the aggregate> END
-//!   Filter: __dataspace_rows >= min_rows AND __dataspace_entities >= min_entities
+//! Projection: <each column of the aggregate>
+//!   Threshold: __dataspace_rows >= min_rows, __dataspace_entities >= min_entities
 //!     Aggregate: <group keys>, <aggregates>, count(*), count(DISTINCT entity)
 //!       <the segment, with the entity column carried through its projections>
 //! ```
@@ -15,14 +16,13 @@ use std::sync::Arc;
 use datafusion::common::{Column, TableReference};
 use datafusion::functions_aggregate::expr_fn::{count, count_distinct};
 use datafusion::logical_expr::{
-    Aggregate, Expr, Filter, LogicalPlan, Projection, SubqueryAlias, col, lit, when,
+    Aggregate, Expr, Filter, LogicalPlan, Projection, SubqueryAlias, col, lit,
 };
 
 use super::refusal::{Decision, Refusal, Rule};
+use crate::barrier::{ENTITIES, ROWS, ThresholdNode, ThresholdSpec};
 use crate::model::Aggregation;
 
-const ROWS: &str = "__dataspace_rows";
-const ENTITIES: &str = "__dataspace_entities";
 const ENTITY: &str = "__dataspace_entity";
 
 /// Wraps `aggregate` (whose input is `input`, an already rewritten segment)
@@ -30,6 +30,7 @@ const ENTITY: &str = "__dataspace_entity";
 pub fn apply_threshold(
     aggregate: &Aggregate,
     input: LogicalPlan,
+    dataset: &str,
     entity: &str,
     aggregation: &Aggregation,
 ) -> Decision<LogicalPlan> {
@@ -45,34 +46,24 @@ pub fn apply_threshold(
     aggr_expr.push(entities.alias(ENTITIES));
     let widened = Aggregate::try_new(Arc::new(input), aggregate.group_expr.clone(), aggr_expr)
         .map_err(internal)?;
-    let predicate = col(ROWS)
-        .gt_eq(lit(to_i64(aggregation.min_rows)))
-        .and(col(ENTITIES).gt_eq(lit(to_i64(aggregation.min_entities))));
-    let filtered = Filter::try_new(predicate.clone(), Arc::new(LogicalPlan::Aggregate(widened)))
-        .map_err(internal)?;
-    // The optimizer may merge a consumer's `HAVING` (or an outer `WHERE`) into
-    // the threshold filter and evaluate it on every group, suppressed ones
-    // included; an error there (a division by `count(*) - n`) would reveal a
-    // suppressed group. So every output is also guarded by the threshold:
-    // no consumer expression ever sees a value of a suppressed group.
+    let spec = ThresholdSpec {
+        dataset: dataset.to_owned(),
+        min_rows: aggregation.min_rows,
+        min_entities: aggregation.min_entities,
+    };
+    // A barrier: the optimizer cannot merge a consumer's `HAVING` (or an
+    // outer `WHERE`) into the threshold, nor push one below it, so no
+    // consumer expression is ever evaluated on a suppressed group.
+    let threshold = ThresholdNode::try_new(spec, LogicalPlan::Aggregate(widened))
+        .map_err(internal)?
+        .into_plan();
     let columns: Vec<Expr> = aggregate
         .schema
         .iter()
-        .map(|(qualifier, field)| {
-            let column = Expr::Column(Column::new(qualifier.cloned(), field.name()));
-            when(predicate.clone(), column)
-                .end()
-                .map(|e| e.alias_qualified(qualifier.cloned(), field.name()))
-        })
-        .collect::<Result<_, _>>()
-        .map_err(internal)?;
-    let projection =
-        Projection::try_new(columns, Arc::new(LogicalPlan::Filter(filtered))).map_err(internal)?;
+        .map(|(qualifier, field)| Expr::Column(Column::new(qualifier.cloned(), field.name())))
+        .collect();
+    let projection = Projection::try_new(columns, Arc::new(threshold)).map_err(internal)?;
     Ok(LogicalPlan::Projection(projection))
-}
-
-fn to_i64(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// Rebuilds the segment so that its output carries the entity column, and
@@ -182,13 +173,12 @@ mod tests {
         .unwrap();
         assert_eq!(aggregates, 2);
         let shown = text(&plan);
-        assert!(shown.contains("__dataspace_rows >= Int64(5)"), "{shown}");
         assert!(
-            shown.contains("__dataspace_entities >= Int64(5)"),
+            shown.contains("Threshold: dataset=telemetry, __dataspace_rows >= 5, __dataspace_entities >= 5"),
             "{shown}"
         );
+        assert_eq!(shown.matches("Threshold:").count(), 2, "{shown}");
         assert!(shown.contains("count(DISTINCT"), "{shown}");
-        assert!(!shown.contains("Extension"), "standard nodes only: {shown}");
     }
 
     #[test]
@@ -199,9 +189,6 @@ mod tests {
             .plan;
         let shown = text(&plan);
         assert!(!shown.contains("count(DISTINCT"), "{shown}");
-        assert!(
-            shown.contains("__dataspace_entities >= Int64(1)"),
-            "{shown}"
-        );
+        assert!(shown.contains("__dataspace_entities >= 1"), "{shown}");
     }
 }
