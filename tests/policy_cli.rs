@@ -105,14 +105,19 @@ fn check_prints_decision_rule_and_plan() {
     // shows both barriers: the scan with its row filter inside, and the
     // threshold.
     assert!(
-        stdout.contains("Threshold: dataset=telemetry, __dataspace_rows >= 5, __dataspace_entities >= 5"),
+        stdout.contains(
+            "Threshold: dataset=telemetry, __dataspace_rows >= 5, __dataspace_entities >= 5"
+        ),
         "{stdout}"
     );
     assert!(
         stdout.contains("GovernedScanExec: dataset=telemetry, row_filter=site@1 != secret-plant"),
         "{stdout}"
     );
-    assert!(stdout.contains("ThresholdExec: dataset=telemetry"), "{stdout}");
+    assert!(
+        stdout.contains("ThresholdExec: dataset=telemetry"),
+        "{stdout}"
+    );
 
     let mut args: Vec<String> = vec!["policy".into(), "check".into()];
     args.extend(fixture_args());

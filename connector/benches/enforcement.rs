@@ -63,8 +63,7 @@ async fn enforcement_per_query() {
         let mut totals = Vec::new();
         for _ in 0..200 {
             let start = Instant::now();
-            let _ =
-                std::hint::black_box(enforce_plan(&plan, engine.governed(), now));
+            let _ = std::hint::black_box(enforce_plan(&plan, engine.governed(), now));
             runs.push(start.elapsed());
             let start = Instant::now();
             let _ = std::hint::black_box(engine.plan(&case.sql, now).await);
@@ -219,6 +218,7 @@ async fn grouped_aggregate() {
         let mut engine = GovernedEngine::new(ExecutionLimits {
             memory_bytes: 8 << 30,
             timeout: Duration::from_secs(600),
+            ..ExecutionLimits::default()
         })
         .unwrap();
         engine

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use policy::enforce::SqlLimits;
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
@@ -46,6 +47,14 @@ pub struct ConnectorConfig {
     pub query_memory_bytes: usize,
     /// Time one query may take, in seconds.
     pub query_timeout_secs: u64,
+    /// Longest SQL text of a query, in bytes.
+    pub max_sql_bytes: usize,
+    /// Deepest nesting of expressions and subqueries in a query.
+    pub max_sql_depth: usize,
+    /// Most expressions in a query.
+    pub max_sql_nodes: usize,
+    /// Most query blocks (`SELECT`s, CTEs, subqueries) in a query.
+    pub max_sql_queries: usize,
     /// Datasets whose files total at most this many bytes are read into
     /// memory once and queried there (0: always read the files).
     pub memory_table_bytes: u64,
@@ -69,6 +78,10 @@ impl Default for ConnectorConfig {
             max_body_bytes: 1 << 20,
             query_memory_bytes: 1 << 30,
             query_timeout_secs: 60,
+            max_sql_bytes: SqlLimits::default().max_bytes,
+            max_sql_depth: SqlLimits::default().max_depth,
+            max_sql_nodes: SqlLimits::default().max_nodes,
+            max_sql_queries: SqlLimits::default().max_queries,
             memory_table_bytes: 0,
             clock_skew_secs: 60,
             checkpoint_every: 1000,
@@ -136,10 +149,36 @@ impl ConnectorConfig {
         if self.query_timeout_secs == 0 {
             return Err(invalid("query_timeout_secs", "must be at least 1"));
         }
+        for (field, value) in [
+            ("max_sql_bytes", self.max_sql_bytes),
+            ("max_sql_depth", self.max_sql_depth),
+            ("max_sql_nodes", self.max_sql_nodes),
+            ("max_sql_queries", self.max_sql_queries),
+        ] {
+            if value == 0 {
+                return Err(invalid(field, "must be at least 1"));
+            }
+        }
+        if self.max_sql_depth > 1024 {
+            return Err(invalid(
+                "max_sql_depth",
+                "must be at most 1024 (deeper expressions would exhaust the executor's stack)",
+            ));
+        }
         if self.checkpoint_every == 0 {
             return Err(invalid("checkpoint_every", "must be at least 1"));
         }
         Ok(())
+    }
+
+    /// The bounds on a query's SQL text.
+    pub fn sql_limits(&self) -> SqlLimits {
+        SqlLimits {
+            max_bytes: self.max_sql_bytes,
+            max_depth: self.max_sql_depth,
+            max_nodes: self.max_sql_nodes,
+            max_queries: self.max_sql_queries,
+        }
     }
 
     /// The base URL written into offers.

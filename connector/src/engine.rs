@@ -33,7 +33,7 @@ use datafusion::execution::{SessionState, TaskContext};
 use datafusion::logical_expr::{Expr, LogicalPlan, Volatility};
 use datafusion::physical_plan::{ExecutionPlan, displayable, execution_plan::reset_plan_states};
 use policy::barrier::{GovernedScanExec, GovernedTable, verify_physical_plan};
-use policy::enforce::{EnforcedPlan, Governed, Refusal, Rule};
+use policy::enforce::{EnforcedPlan, Governed, Refusal, Rule, SqlLimits};
 use policy::memo::Memo;
 use policy::model::UsagePolicy;
 
@@ -44,8 +44,10 @@ use crate::{Error, Result, tables};
 pub struct ExecutionLimits {
     /// Memory the query may hold, in bytes.
     pub memory_bytes: usize,
-    /// Wall-clock time the query may take.
+    /// Wall-clock time the query may take (planning and execution each).
     pub timeout: Duration,
+    /// Bounds on the SQL text, checked before planning.
+    pub sql: SqlLimits,
 }
 
 impl Default for ExecutionLimits {
@@ -53,6 +55,59 @@ impl Default for ExecutionLimits {
         Self {
             memory_bytes: 1 << 30,
             timeout: Duration::from_secs(60),
+            sql: SqlLimits::default(),
+        }
+    }
+}
+
+/// Every planning product of one query.
+struct Planned {
+    enforced: EnforcedPlan,
+    optimized: LogicalPlan,
+    physical: Arc<dyn ExecutionPlan>,
+    /// Whether the answer depends on the data only (no clock, no chance).
+    immutable: bool,
+}
+
+/// The stack of the thread each query is planned on. Expression depth and
+/// size are bounded before planning (`SqlLimits`); this leaves ample room
+/// for DataFusion's recursive planning of what the bounds let through, in
+/// debug builds too. Only the pages touched are ever committed.
+pub const PLANNING_STACK: usize = 256 << 20;
+
+/// Runs `work` on a new thread with [`PLANNING_STACK`] (inside the current
+/// tokio runtime, for the I/O of planning), waiting at most `timeout`.
+async fn on_planning_thread<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T>> + Send + 'static,
+    timeout: Duration,
+) -> Result<T> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let handle = tokio::runtime::Handle::current();
+    std::thread::Builder::new()
+        .name("dataspace-plan".to_owned())
+        .stack_size(PLANNING_STACK)
+        .spawn(move || {
+            let _runtime = handle.enter();
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                futures::executor::block_on(work)
+            }));
+            let _ = tx.send(outcome);
+        })
+        .map_err(execution_error)?;
+    match tokio::time::timeout(timeout, rx).await {
+        Ok(Ok(Ok(result))) => result,
+        Ok(Ok(Err(_panic))) => {
+            let id = new_error_id();
+            tracing::error!(error_id = %id, "planning panicked");
+            Err(Error::Execution { id })
+        }
+        Ok(Err(_)) => Err(execution_error(
+            "the planning thread ended without an answer",
+        )),
+        Err(_) => {
+            let id = new_error_id();
+            tracing::warn!(error_id = %id, "planning took longer than {timeout:?}");
+            Err(Error::Execution { id })
         }
     }
 }
@@ -225,17 +280,49 @@ impl GovernedEngine {
     /// physically and verifies the plan that would run, reading no data rows
     /// (a dry run).
     pub async fn plan(&self, sql: &str, now: DateTime<Utc>) -> Result<Checked> {
-        let enforced = self.enforce(sql, now).await?;
-        let mut state = self.state.clone();
-        state.mark_start_execution();
-        let optimized = optimize(&state, &enforced.plan)?;
-        let physical = physical(&state, &optimized).await?;
-        Ok(Checked { enforced, physical })
+        let planned = self.plan_fully(sql, now).await?;
+        Ok(Checked {
+            enforced: planned.enforced,
+            physical: planned.physical,
+        })
     }
 
-    /// Plans and enforces `sql` at `now` (the logical plan only).
+    /// Plans and enforces `sql` at `now` (the logical plan only), on the
+    /// calling thread.
     pub async fn enforce(&self, sql: &str, now: DateTime<Utc>) -> Result<EnforcedPlan, Refusal> {
-        policy::sql::plan_governed_sql(&self.state, sql, &self.governed, now).await
+        policy::sql::plan_governed_sql(&self.state, sql, &self.governed, now, &self.limits.sql)
+            .await
+    }
+
+    /// Every planning step of `sql`, from the text to the verified physical
+    /// plan, on a thread of its own with a known stack ([`PLANNING_STACK`])
+    /// and under the query's time limit: no SQL text, however deep, can
+    /// exhaust a worker's stack, and a panic in planning refuses the query
+    /// instead of ending the process.
+    async fn plan_fully(&self, sql: &str, now: DateTime<Utc>) -> Result<Planned> {
+        let state = self.state.clone();
+        let governed = self.governed.clone();
+        let limits = self.limits.sql;
+        let sql = sql.to_owned();
+        let work = async move {
+            let enforced =
+                policy::sql::plan_governed_sql(&state, &sql, &governed, now, &limits).await?;
+            let immutable = is_immutable(&enforced.plan);
+            let mut state = state;
+            if !immutable {
+                // `now()` and its kin take their value from the clock started here.
+                state.mark_start_execution();
+            }
+            let optimized = optimize(&state, &enforced.plan)?;
+            let physical = physical(&state, &optimized).await?;
+            Ok(Planned {
+                enforced,
+                optimized,
+                physical,
+                immutable,
+            })
+        };
+        on_planning_thread(work, self.limits.timeout).await
     }
 
     /// Plans, enforces and executes `sql` at `now`. A query seen before
@@ -246,17 +333,17 @@ impl GovernedEngine {
             self.check_in_force(&prepared.datasets, now)?;
             return Ok(self.run(prepared).await?.0);
         }
-        let enforced = self.enforce(sql, now).await?;
-        if !is_immutable(&enforced.plan) {
-            return self.execute(enforced).await;
-        }
-        let optimized = optimize(&self.state, &enforced.plan)?;
-        let plan = physical(&self.state, &optimized).await?;
+        let planned = self.plan_fully(sql, now).await?;
+        let plan = planned.physical;
         let first = Prepared {
             ready: Ready::Fresh(Arc::clone(&plan)),
-            datasets: enforced.datasets,
-            max_rows: enforced.max_rows,
+            datasets: planned.enforced.datasets,
+            max_rows: planned.enforced.max_rows,
         };
+        if !planned.immutable {
+            return Ok(self.run(first).await?.0);
+        }
+        let optimized = planned.optimized;
         let started = std::time::Instant::now();
         let (answer, scanned) = self.run(first.clone()).await?;
         let single = self.state.config().target_partitions() > 1
@@ -288,25 +375,6 @@ impl GovernedEngine {
     /// Prepared plans held (for tests and benchmarks).
     pub fn cached_plans(&self) -> usize {
         self.cache.len()
-    }
-
-    /// Executes an enforced plan under the engine's limits.
-    pub async fn execute(&self, enforced: EnforcedPlan) -> Result<Answer> {
-        let prepared = self.prepare_once(enforced).await?;
-        Ok(self.run(prepared).await?.0)
-    }
-
-    /// Plans an enforced plan for one run, with the session's clock started
-    /// so that `now()` and its kin have their value.
-    async fn prepare_once(&self, enforced: EnforcedPlan) -> Result<Prepared> {
-        let mut state = self.state.clone();
-        state.mark_start_execution();
-        let optimized = optimize(&state, &enforced.plan)?;
-        Ok(Prepared {
-            ready: Ready::Fresh(physical(&state, &optimized).await?),
-            datasets: enforced.datasets,
-            max_rows: enforced.max_rows,
-        })
     }
 
     /// Refuses when a policy of `datasets` is not in force at `now`, as the

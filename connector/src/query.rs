@@ -164,6 +164,7 @@ impl Connector {
         let limits = ExecutionLimits {
             memory_bytes: self.config.query_memory_bytes,
             timeout: std::time::Duration::from_secs(self.config.query_timeout_secs),
+            sql: self.config.sql_limits(),
         };
         let mut engine = GovernedEngine::new(limits)?;
         let policy = agreement.policy.payload().clone();

@@ -9,7 +9,7 @@ use datafusion::execution::context::QueryPlanner;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 
-use crate::barrier::BarrierPlanner;
+use crate::barrier::{BarrierPlanner, SafeDateArguments};
 use datafusion::execution::SessionState;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::LogicalPlan;
@@ -17,7 +17,8 @@ use datafusion::prelude::SessionConfig;
 use datafusion::sql::parser::Statement;
 
 use crate::enforce::{
-    Decision, EnforcedPlan, Governed, Refusal, Rule, enforce_plan, parse_single_select,
+    Decision, EnforcedPlan, Governed, Refusal, Rule, SqlLimits, enforce_plan, parse_bounded_select,
+    parse_single_select,
 };
 
 /// Session settings for governed queries: no `information_schema`, no URL
@@ -37,6 +38,7 @@ pub fn governed_state(config: SessionConfig) -> SessionState {
         .with_config(config)
         .with_default_features()
         .with_table_functions(Default::default())
+        .with_analyzer_rule(Arc::new(SafeDateArguments))
         .with_query_planner(Arc::new(BarrierQueryPlanner))
         .build()
 }
@@ -65,12 +67,15 @@ pub async fn plan_governed_sql(
     sql: &str,
     governed: &Governed,
     now: DateTime<Utc>,
+    limits: &SqlLimits,
 ) -> Decision<EnforcedPlan> {
-    let plan = plan_sql(state, sql).await?;
+    let statement = parse_bounded_select(sql, limits)?;
+    let plan = plan_statement(state, statement).await?;
     enforce_plan(&plan, governed, now)
 }
 
-/// Parses and plans `sql` (one `SELECT`) without enforcing anything.
+/// Parses and plans `sql` (one `SELECT`, within the default limits) without
+/// enforcing anything.
 pub async fn plan_sql(state: &SessionState, sql: &str) -> Decision<LogicalPlan> {
     let statement = parse_single_select(sql)?;
     plan_statement(state, statement).await

@@ -86,12 +86,10 @@ fn binary_is_infallible(binary: &BinaryExpr, schema: &Schema) -> bool {
         | Operator::Gt
         | Operator::GtEq
         | Operator::IsDistinctFrom
-        | Operator::IsNotDistinctFrom => {
-            match (left.data_type(schema), right.data_type(schema)) {
-                (Ok(a), Ok(b)) => same_type(&a, &b) && comparable(&a),
-                _ => false,
-            }
-        }
+        | Operator::IsNotDistinctFrom => match (left.data_type(schema), right.data_type(schema)) {
+            (Ok(a), Ok(b)) => same_type(&a, &b) && comparable(&a),
+            _ => false,
+        },
         _ => false,
     }
 }
@@ -186,19 +184,33 @@ fn key_function_is_infallible(function: &ScalarFunctionExpr, schema: &Schema) ->
     if !matches!(name.as_str(), "date_trunc" | "date_part") {
         return false;
     }
-    let [unit, column] = function.args() else {
+    let [unit, argument] = function.args() else {
         return false;
     };
-    if unit.downcast_ref::<Literal>().is_none() || column.downcast_ref::<Column>().is_none() {
+    if unit.downcast_ref::<Literal>().is_none() || !is_column_or_safe_cast(argument, schema) {
         return false;
     }
-    let Ok(t) = column.data_type(schema) else {
+    let Ok(t) = argument.data_type(schema) else {
         return false;
     };
     if !is_plain_time(&t) {
         return false;
     }
     probe_function(function, schema)
+}
+
+/// A column, or a column under a `TRY_CAST` or a cast that cannot fail.
+fn is_column_or_safe_cast(expr: &Arc<dyn PhysicalExpr>, schema: &Schema) -> bool {
+    if expr.downcast_ref::<Column>().is_some() {
+        return true;
+    }
+    if let Some(cast) = expr.downcast_ref::<TryCastExpr>() {
+        return is_column_or_safe_cast(cast.expr(), schema);
+    }
+    if let Some(cast) = expr.downcast_ref::<CastExpr>() {
+        return is_infallible(expr, schema) && is_column_or_safe_cast(cast.expr(), schema);
+    }
+    false
 }
 
 /// Whether values of `t` can go through `date_trunc`/`date_part` without
@@ -299,7 +311,10 @@ mod tests {
         let widened = cast(n, &s, DataType::Int64).unwrap();
         assert!(is_infallible(&widened, &s));
         let bad_literal = cast(lit("abc"), &s, DataType::Int32).unwrap();
-        assert!(!is_infallible(&bad_literal, &s), "the literal cannot be cast");
+        assert!(
+            !is_infallible(&bad_literal, &s),
+            "the literal cannot be cast"
+        );
         let good_literal = cast(lit("12"), &s, DataType::Int32).unwrap();
         assert!(is_infallible(&good_literal, &s));
     }

@@ -93,7 +93,8 @@ enum Kind {
 }
 
 fn decode<M: Message + Default>(buf: &[u8]) -> Result<M> {
-    M::decode(buf).map_err(|e| DataFusionError::Plan(format!("a barrier node cannot be decoded: {e}")))
+    M::decode(buf)
+        .map_err(|e| DataFusionError::Plan(format!("a barrier node cannot be decoded: {e}")))
 }
 
 fn to_u64(n: usize) -> u64 {

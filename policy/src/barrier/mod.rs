@@ -16,12 +16,14 @@
 
 pub mod admit;
 mod codec;
+mod safe_dates;
 mod scan;
 mod table;
 mod threshold;
 mod verify;
 
 pub use codec::{BarrierLogicalCodec, BarrierPhysicalCodec};
+pub use safe_dates::SafeDateArguments;
 pub use scan::{GovernedScanExec, ScanParts};
 pub use table::GovernedTable;
 pub use threshold::{BarrierPlanner, ENTITIES, ROWS, ThresholdExec, ThresholdNode, ThresholdSpec};

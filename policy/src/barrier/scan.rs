@@ -10,11 +10,11 @@
 use std::fmt;
 use std::sync::Arc;
 
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{Result, Statistics, internal_err};
 use datafusion::config::ConfigOptions;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::{PhysicalExpr, conjunction};
-use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::physical_plan::expressions::Column;
 use datafusion::physical_plan::filter::FilterExecBuilder;
 use datafusion::physical_plan::metrics::MetricsSet;

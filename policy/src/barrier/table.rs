@@ -19,8 +19,8 @@ use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::{DFSchema, Result, Statistics};
 use datafusion::datasource::TableType;
 use datafusion::execution::context::ExecutionProps;
-use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_expr::create_physical_expr;
 use datafusion::physical_plan::ExecutionPlan;
@@ -28,8 +28,8 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::execution::SessionState;
 
 use super::admit::is_infallible;
-use crate::enforce::{Decision, Refusal, Rule};
 use super::scan::{GovernedScanExec, ScanParts};
+use crate::enforce::{Decision, Refusal, Rule};
 use crate::model::{Access, UsagePolicy};
 
 /// A governed dataset: its table, its policy and the row filter planned
@@ -101,7 +101,12 @@ impl GovernedTable {
         if expr.contains_outer() {
             return false;
         }
-        match create_physical_expr(&unqualify(expr), schema, &ExecutionProps::new(), &PhysicalPlanningContext::default()) {
+        match create_physical_expr(
+            &unqualify(expr),
+            schema,
+            &ExecutionProps::new(),
+            &PhysicalPlanningContext::default(),
+        ) {
             Ok(physical) => is_infallible(&physical, schema.as_arrow()),
             Err(_) => false,
         }

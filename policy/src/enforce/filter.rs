@@ -244,5 +244,4 @@ mod tests {
         assert!(is_constant(&(lit(1) + lit(2))));
         assert!(!is_constant(&col("site")));
     }
-
 }

@@ -30,7 +30,7 @@ use chrono::{DateTime, Utc};
 use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 
 pub use refusal::{Decision, Refusal, Rule};
-pub use statement::parse_single_select;
+pub use statement::{SqlLimits, parse_bounded_select, parse_single_select};
 
 use crate::model::{Access, UsagePolicy};
 

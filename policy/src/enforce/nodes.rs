@@ -12,13 +12,13 @@ use datafusion::logical_expr::{Aggregate, Distinct, Expr, LogicalPlan, TableScan
 use datafusion::datasource::source_as_provider;
 
 use super::Governed;
-use crate::barrier::GovernedTable;
 use super::aggregate::check_enforced_aggregate;
 use super::columns::{Use, check_columns, check_denied, check_references};
 use super::filter::{check_row_filter, is_constant};
 use super::lineage::{Col, Rel, Scope, Scopes, Source, classify};
 use super::refusal::{Decision, Refusal, Rule};
 use super::threshold::{apply_threshold, node_name};
+use crate::barrier::GovernedTable;
 
 /// State of one enforcement run.
 pub struct Enforcer<'a> {
@@ -184,7 +184,13 @@ impl<'a> Enforcer<'a> {
                 "the policy has no aggregation settings",
             ));
         };
-        let rebuilt = recompute(apply_threshold(aggregate, input, table, entity, aggregation)?)?;
+        let rebuilt = recompute(apply_threshold(
+            aggregate,
+            input,
+            table,
+            entity,
+            aggregation,
+        )?)?;
         Ok((rebuilt, Rel::clean(aggregate.schema.fields().len())))
     }
 

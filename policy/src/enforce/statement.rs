@@ -1,13 +1,75 @@
-//! Rule `statement`: exactly one `SELECT` (or `WITH ... SELECT`).
+//! Rule `statement`: exactly one `SELECT` (or `WITH ... SELECT`), within
+//! the size limits ([`SqlLimits`]) that keep planning bounded whatever the
+//! text: bytes, expression nesting, expression nodes and query blocks,
+//! checked on the parsed text before anything is planned. Also refuses
+//! grouping sets in every spelling the parser accepts (`ROLLUP`, `CUBE`,
+//! `GROUPING SETS`, and the modifiers `WITH ROLLUP`, `WITH CUBE`, `WITH
+//! TOTALS`, which DataFusion would otherwise ignore).
+
+use std::ops::ControlFlow;
 
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
-use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::sqlparser::ast::{
+    Expr as SqlExpr, GroupByExpr, Query, Select, Statement, Visit, Visitor,
+};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 
 use super::refusal::{Decision, Refusal, Rule};
 
+/// Bounds on one SQL text, checked before planning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SqlLimits {
+    /// Longest SQL text, in bytes (`max_sql_bytes`).
+    pub max_bytes: usize,
+    /// Deepest nesting of expressions and subqueries (`max_sql_depth`).
+    pub max_depth: usize,
+    /// Most expression nodes (`max_sql_nodes`).
+    pub max_nodes: usize,
+    /// Most query blocks: `SELECT`s, including CTEs, subqueries and the arms
+    /// of set operations (`max_sql_queries`).
+    pub max_queries: usize,
+}
+
+impl Default for SqlLimits {
+    fn default() -> Self {
+        Self {
+            max_bytes: 64 * 1024,
+            max_depth: 128,
+            max_nodes: 10_000,
+            max_queries: 64,
+        }
+    }
+}
+
 /// Parses `sql` and returns its one query statement, or refuses.
 pub fn parse_single_select(sql: &str) -> Decision<DfStatement> {
+    parse_bounded_select(sql, &SqlLimits::default())
+}
+
+/// Parses `sql` within `limits` and returns its one query statement, or
+/// refuses.
+pub fn parse_bounded_select(sql: &str, limits: &SqlLimits) -> Decision<DfStatement> {
+    if sql.len() > limits.max_bytes {
+        return Err(Refusal::new(
+            Rule::Statement,
+            format!(
+                "the SQL text has {} bytes; at most {} are allowed (`max_sql_bytes`)",
+                sql.len(),
+                limits.max_bytes
+            ),
+        ));
+    }
+    let statement = parse_one(sql)?;
+    if let DfStatement::Statement(inner) = &statement {
+        let mut shape = Shape::new(*limits);
+        if let ControlFlow::Break(refusal) = inner.visit(&mut shape) {
+            return Err(refusal);
+        }
+    }
+    Ok(statement)
+}
+
+fn parse_one(sql: &str) -> Decision<DfStatement> {
     let dialect = GenericDialect {};
     let mut statements = DFParser::parse_sql_with_dialect(sql, &dialect).map_err(|e| {
         Refusal::new(
@@ -38,6 +100,104 @@ pub fn parse_single_select(sql: &str) -> Decision<DfStatement> {
                 statement_kind(other)
             ),
         )),
+    }
+}
+
+/// Walks the parsed statement: nesting, sizes and grouping sets.
+struct Shape {
+    limits: SqlLimits,
+    depth: usize,
+    nodes: usize,
+    queries: usize,
+}
+
+impl Shape {
+    fn new(limits: SqlLimits) -> Self {
+        Self {
+            limits,
+            depth: 0,
+            nodes: 0,
+            queries: 0,
+        }
+    }
+
+    fn enter(&mut self) -> ControlFlow<Refusal> {
+        self.depth += 1;
+        if self.depth > self.limits.max_depth {
+            return ControlFlow::Break(Refusal::new(
+                Rule::Statement,
+                format!(
+                    "expressions and subqueries are nested more than {} deep (`max_sql_depth`); write long chains of `AND`, `OR` or `||` as `IN (...)` lists or split the query",
+                    self.limits.max_depth
+                ),
+            ));
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+fn grouping_sets() -> Refusal {
+    Refusal::new(
+        Rule::GroupKey,
+        "`GROUPING SETS`, `ROLLUP`, `CUBE` and `WITH ROLLUP`/`WITH CUBE`/`WITH TOTALS` are not allowed; write one `GROUP BY` per grouping and combine them with `UNION ALL`",
+    )
+}
+
+impl Visitor for Shape {
+    type Break = Refusal;
+
+    fn pre_visit_query(&mut self, _query: &Query) -> ControlFlow<Refusal> {
+        self.queries += 1;
+        if self.queries > self.limits.max_queries {
+            return ControlFlow::Break(Refusal::new(
+                Rule::Statement,
+                format!(
+                    "the query has more than {} query blocks (`SELECT`s, CTEs, subqueries; `max_sql_queries`)",
+                    self.limits.max_queries
+                ),
+            ));
+        }
+        self.enter()
+    }
+
+    fn post_visit_query(&mut self, _query: &Query) -> ControlFlow<Refusal> {
+        self.depth = self.depth.saturating_sub(1);
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_select(&mut self, select: &Select) -> ControlFlow<Refusal> {
+        let modifiers = match &select.group_by {
+            GroupByExpr::All(modifiers) | GroupByExpr::Expressions(_, modifiers) => modifiers,
+        };
+        if !modifiers.is_empty() {
+            return ControlFlow::Break(grouping_sets());
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_expr(&mut self, expr: &SqlExpr) -> ControlFlow<Refusal> {
+        if matches!(
+            expr,
+            SqlExpr::Rollup(_) | SqlExpr::Cube(_) | SqlExpr::GroupingSets(_)
+        ) {
+            return ControlFlow::Break(grouping_sets());
+        }
+        self.nodes += 1;
+        if self.nodes > self.limits.max_nodes {
+            return ControlFlow::Break(Refusal::new(
+                Rule::Statement,
+                format!(
+                    "the query has more than {} expressions (`max_sql_nodes`)",
+                    self.limits.max_nodes
+                ),
+            ));
+        }
+        self.enter()
+    }
+
+    fn post_visit_expr(&mut self, _expr: &SqlExpr) -> ControlFlow<Refusal> {
+        self.depth = self.depth.saturating_sub(1);
+        ControlFlow::Continue(())
     }
 }
 

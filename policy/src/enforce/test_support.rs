@@ -83,7 +83,13 @@ pub fn enforce_with(policy: UsagePolicy, sql: &str) -> Decision<EnforcedPlan> {
     let (state, governed) = state_and_governed(policy);
     let runtime = tokio::runtime::Builder::new_current_thread().build();
     match runtime {
-        Ok(rt) => rt.block_on(plan_governed_sql(&state, sql, &governed, Utc::now())),
+        Ok(rt) => rt.block_on(plan_governed_sql(
+            &state,
+            sql,
+            &governed,
+            Utc::now(),
+            &super::SqlLimits::default(),
+        )),
         Err(e) => unreachable!("no runtime: {e}"),
     }
 }

@@ -174,7 +174,9 @@ mod tests {
         assert_eq!(aggregates, 2);
         let shown = text(&plan);
         assert!(
-            shown.contains("Threshold: dataset=telemetry, __dataspace_rows >= 5, __dataspace_entities >= 5"),
+            shown.contains(
+                "Threshold: dataset=telemetry, __dataspace_rows >= 5, __dataspace_entities >= 5"
+            ),
             "{shown}"
         );
         assert_eq!(shown.matches("Threshold:").count(), 2, "{shown}");
