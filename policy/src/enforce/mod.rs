@@ -16,6 +16,7 @@ mod aggregate;
 mod columns;
 mod filter;
 mod lineage;
+mod literals;
 mod nodes;
 mod refusal;
 mod statement;
@@ -87,6 +88,7 @@ pub fn enforce_plan(
     governed: &Governed,
     now: DateTime<Utc>,
 ) -> Decision<EnforcedPlan> {
+    literals::check_literal_arguments(plan)?;
     let mut enforcer = nodes::Enforcer::new(governed, now);
     let (rewritten, rel) = enforcer.visit(plan, &[])?;
     columns::check_columns(&rel.cols)?;
