@@ -318,12 +318,12 @@ fn rows_query(g: &mut Gen) -> String {
     match g.next() % 10 {
         0 => format!("SELECT site, {f} AS v FROM telemetry WHERE {c} ORDER BY 1, 2"),
         1 => format!(
-            "SELECT site FROM (SELECT site, {f} AS x FROM telemetry) s WHERE x IS NOT NULL AND site <> 'west-lab' ORDER BY 1"
+            "SELECT site FROM (SELECT site, {f} AS x FROM telemetry) s WHERE CAST(x AS VARCHAR) <> 'zz' AND site <> 'west-lab' ORDER BY 1"
         ),
         2 => format!(
-            "WITH c AS (SELECT site, shift, {f} AS x FROM telemetry WHERE {c}) SELECT count(*) AS n FROM c WHERE x IS NULL OR x IS NOT NULL"
+            "WITH c AS (SELECT site, shift, {f} AS x FROM telemetry WHERE {c}) SELECT count(*) AS n FROM c WHERE CAST(x AS VARCHAR) <> 'zz'"
         ),
-        3 => format!("SELECT site, shift FROM telemetry WHERE {c} AND {f} IS NOT NULL ORDER BY 1, 2"),
+        3 => format!("SELECT site, shift FROM telemetry WHERE {c} AND CAST({f} AS VARCHAR) <> 'zz' ORDER BY 1, 2"),
         4 => format!(
             "SELECT site, count({f}) OVER (PARTITION BY site) AS w FROM telemetry WHERE {c} ORDER BY 1, 2"
         ),
