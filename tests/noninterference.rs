@@ -101,15 +101,15 @@ const ODD_TIMES: &[i64] = &[253_402_300_799, -62_135_596_800, 0];
 fn odd(rows: &mut [Row], salt: usize) {
     for (i, row) in rows.iter_mut().enumerate() {
         let k = i + salt;
-        row.temperature = (k % 9 != 0).then(|| ODD_NUMBERS[k % ODD_NUMBERS.len()]);
+        row.temperature = (!k.is_multiple_of(9)).then(|| ODD_NUMBERS[k % ODD_NUMBERS.len()]);
         row.vibration = Some(ODD_NUMBERS[(k + 3) % ODD_NUMBERS.len()]);
-        if k % 4 == 0 {
+        if k.is_multiple_of(4) {
             row.ts = Some(ODD_TIMES[k % ODD_TIMES.len()]);
         }
-        if k % 5 == 0 {
+        if k.is_multiple_of(5) {
             row.shift = [None, Some(String::new()), Some("x".to_owned())][k % 3].clone();
         }
-        if k % 7 == 0 {
+        if k.is_multiple_of(7) {
             row.defect = None;
         }
     }
@@ -161,13 +161,19 @@ fn hidden_twin(base: &[Row], suppressed: bool) -> Vec<Row> {
 
 fn table(rows: &[Row]) -> Arc<MemTable> {
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter(rows.iter().map(|r| r.machine.clone()))),
-        Arc::new(StringArray::from_iter(rows.iter().map(|r| Some(r.site.clone())))),
+        Arc::new(StringArray::from_iter(
+            rows.iter().map(|r| r.machine.clone()),
+        )),
+        Arc::new(StringArray::from_iter(
+            rows.iter().map(|r| Some(r.site.clone())),
+        )),
         Arc::new(StringArray::from_iter(rows.iter().map(|r| r.shift.clone()))),
         Arc::new(TimestampSecondArray::from_iter(rows.iter().map(|r| r.ts))),
         Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.temperature))),
         Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.vibration))),
-        Arc::new(StringArray::from_iter(rows.iter().map(|r| r.operator.clone()))),
+        Arc::new(StringArray::from_iter(
+            rows.iter().map(|r| r.operator.clone()),
+        )),
         Arc::new(BooleanArray::from_iter(rows.iter().map(|r| r.defect))),
     ];
     let batch = RecordBatch::try_new(schema(), columns).unwrap();
@@ -256,14 +262,12 @@ impl Gen {
     fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
         items[(self.next() % items.len() as u64) as usize]
     }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
 }
 
 /// Constants near the sizes of visible, filtered and suppressed groups.
-const COUNTS: &[&str] = &["0", "1", "3", "4", "5", "11", "12", "13", "39", "40", "52", "80", "120"];
+const COUNTS: &[&str] = &[
+    "0", "1", "3", "4", "5", "11", "12", "13", "39", "40", "52", "80", "120",
+];
 
 /// A fallible function of the integer expression `x`.
 fn fallible_of_count(g: &mut Gen, x: &str) -> String {
@@ -323,7 +327,9 @@ fn rows_query(g: &mut Gen) -> String {
         2 => format!(
             "WITH c AS (SELECT site, shift, {f} AS x FROM telemetry WHERE {c}) SELECT count(*) AS n FROM c WHERE CAST(x AS VARCHAR) <> 'zz'"
         ),
-        3 => format!("SELECT site, shift FROM telemetry WHERE {c} AND CAST({f} AS VARCHAR) <> 'zz' ORDER BY 1, 2"),
+        3 => format!(
+            "SELECT site, shift FROM telemetry WHERE {c} AND CAST({f} AS VARCHAR) <> 'zz' ORDER BY 1, 2"
+        ),
         4 => format!(
             "SELECT site, count({f}) OVER (PARTITION BY site) AS w FROM telemetry WHERE {c} ORDER BY 1, 2"
         ),
@@ -376,7 +382,12 @@ fn aggregate_query(g: &mut Gen) -> String {
         "SELECT {keys}, count(*) AS n, avg(temperature) AS a, sum(vibration) AS s, count(DISTINCT machine_id) AS e \
          FROM telemetry {w} GROUP BY {keys}"
     );
-    let all = |n: usize| (1..=n).map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
+    let all = |n: usize| {
+        (1..=n)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let f = fallible_of_count(g, "n");
     match g.next() % 10 {
         0 => format!(
@@ -384,7 +395,10 @@ fn aggregate_query(g: &mut Gen) -> String {
             fallible_of_count(g, "count(*)"),
             all(width + 2)
         ),
-        1 => format!("SELECT * FROM ({inner}) s WHERE {f} <> 0 ORDER BY {}", all(width + 4)),
+        1 => format!(
+            "SELECT * FROM ({inner}) s WHERE {f} <> 0 ORDER BY {}",
+            all(width + 4)
+        ),
         2 => format!(
             "SELECT {keys}, {} AS f FROM telemetry {w} GROUP BY {keys} ORDER BY {}",
             fallible_of_count(g, "count(*)"),
@@ -553,7 +567,8 @@ async fn the_twin_tables_differ_in_what_the_policy_hides() {
         ctx
     };
     let (a, b) = (raw(&base), raw(&twin));
-    let count = "SELECT count(*) FROM telemetry WHERE site IN ('secret-plant', 'east-plant', 'pilot-line')";
+    let count =
+        "SELECT count(*) FROM telemetry WHERE site IN ('secret-plant', 'east-plant', 'pilot-line')";
     let ca = a.sql(count).await.unwrap().collect().await.unwrap();
     let cb = b.sql(count).await.unwrap().collect().await.unwrap();
     assert_ne!(

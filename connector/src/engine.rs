@@ -464,8 +464,18 @@ fn scanned_rows(plan: &Arc<dyn ExecutionPlan>) -> usize {
         .fold(0, usize::saturating_add)
 }
 
+/// The optimised logical plan. The optimizer reads no data (it folds the
+/// query's own constants, such as `CAST('x' AS INT)`), so its failure is the
+/// query's, the same whatever the data: a refusal naming the cause.
 fn optimize(state: &SessionState, plan: &LogicalPlan) -> Result<LogicalPlan> {
-    state.optimize(plan).map_err(execution_error)
+    state.optimize(plan).map_err(|e| {
+        let cause = e.find_root().to_string();
+        let cause = cause.lines().next().unwrap_or_default().to_owned();
+        Error::Refused(Refusal::new(
+            Rule::Statement,
+            format!("the query cannot be planned: {cause}"),
+        ))
+    })
 }
 
 /// The physical plan of `plan`, after every physical optimizer rule, once the

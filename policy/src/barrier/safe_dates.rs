@@ -38,19 +38,19 @@ impl AnalyzerRule for SafeDateArguments {
                     let name = func.name().to_ascii_lowercase();
                     let is_date_function = matches!(name.as_str(), "date_trunc" | "date_part");
                     let mut changed = false;
-                    if is_date_function && let Some(arg) = args.get_mut(1) {
-                        if let Expr::Cast(Cast { expr, field }) = arg
-                            && matches!(field.data_type(), DataType::Timestamp(..))
-                            && expr
-                                .get_type(&schema)
-                                .is_ok_and(|t| matches!(t, DataType::Date32 | DataType::Date64))
-                        {
-                            *arg = Expr::TryCast(TryCast {
-                                expr: expr.clone(),
-                                field: field.clone(),
-                            });
-                            changed = true;
-                        }
+                    if is_date_function
+                        && let Some(arg) = args.get_mut(1)
+                        && let Expr::Cast(Cast { expr, field }) = arg
+                        && matches!(field.data_type(), DataType::Timestamp(..))
+                        && expr
+                            .get_type(&schema)
+                            .is_ok_and(|t| matches!(t, DataType::Date32 | DataType::Date64))
+                    {
+                        *arg = Expr::TryCast(TryCast {
+                            expr: expr.clone(),
+                            field: field.clone(),
+                        });
+                        changed = true;
                     }
                     let rebuilt = Expr::ScalarFunction(ScalarFunction { func, args });
                     Ok(if changed {

@@ -49,7 +49,13 @@ pub fn check_literal_arguments(plan: &LogicalPlan) -> Decision<()> {
     outcome
 }
 
-const DATE_FUNCTIONS: &[&str] = &["date_trunc", "datetrunc", "date_part", "datepart", "date_bin"];
+const DATE_FUNCTIONS: &[&str] = &[
+    "date_trunc",
+    "datetrunc",
+    "date_part",
+    "datepart",
+    "date_bin",
+];
 const REGEX_FUNCTIONS: &[&str] = &[
     "regexp_like",
     "regexp_match",
@@ -71,17 +77,14 @@ fn check_call(expr: &Expr, schema: &DFSchema) -> Decision<()> {
                 Ok(())
             }
         }
-        Expr::BinaryExpr(BinaryExpr { op, .. })
-            if matches!(
-                op,
+        Expr::BinaryExpr(BinaryExpr {
+            op:
                 Operator::RegexMatch
-                    | Operator::RegexIMatch
-                    | Operator::RegexNotMatch
-                    | Operator::RegexNotIMatch
-            ) =>
-        {
-            probe(expr, schema, "~", "its pattern does not compile")
-        }
+                | Operator::RegexIMatch
+                | Operator::RegexNotMatch
+                | Operator::RegexNotIMatch,
+            ..
+        }) => probe(expr, schema, "~", "its pattern does not compile"),
         Expr::SimilarTo(_) => probe(expr, schema, "SIMILAR TO", "its pattern does not compile"),
         _ => Ok(()),
     }
@@ -111,7 +114,7 @@ fn check_date_call(expr: &Expr, name: &str, args: &[Expr], schema: &DFSchema) ->
         expr,
         schema,
         name,
-        "its unit is not one it knows (e.g. `year`, `month`, `day`, `hour`)",
+        "its unit is not one it knows (units are such as `year`, `month`, `week`, `hour`, `minute`)",
     )
 }
 
@@ -132,19 +135,20 @@ fn is_constant(expr: &Expr) -> bool {
 fn probe(expr: &Expr, schema: &DFSchema, name: &str, why: &str) -> Decision<()> {
     // Calls with subqueries or outer references are probed where they are
     // planned; only calls over columns and literals are probed here.
-    if expr.exists(|e| {
-        Ok(matches!(
-            e,
-            Expr::ScalarSubquery(_)
-                | Expr::Exists(_)
-                | Expr::InSubquery(_)
-                | Expr::OuterReferenceColumn(..)
-                | Expr::Placeholder(_)
-                | Expr::AggregateFunction(_)
-                | Expr::WindowFunction(_)
-        ))
-    })
-    .unwrap_or(true)
+    if expr
+        .exists(|e| {
+            Ok(matches!(
+                e,
+                Expr::ScalarSubquery(_)
+                    | Expr::Exists(_)
+                    | Expr::InSubquery(_)
+                    | Expr::OuterReferenceColumn(..)
+                    | Expr::Placeholder(_)
+                    | Expr::AggregateFunction(_)
+                    | Expr::WindowFunction(_)
+            ))
+        })
+        .unwrap_or(true)
     {
         return Ok(());
     }
@@ -211,6 +215,12 @@ mod tests {
         accepted(
             "SELECT site, date_trunc('day', ts) AS d, date_part('hour', ts) AS h, count(*) FROM telemetry GROUP BY 1, 2, 3",
         );
-        assert!(enforce_with(rows_policy(), "SELECT site FROM telemetry WHERE regexp_like(site, '^n.*t$')").is_ok());
+        assert!(
+            enforce_with(
+                rows_policy(),
+                "SELECT site FROM telemetry WHERE regexp_like(site, '^n.*t$')"
+            )
+            .is_ok()
+        );
     }
 }
