@@ -19,7 +19,7 @@ pub enum PolicyCommand {
     Verify(VerifyArgs),
     /// Run red-team case files against the enforcer; ends with `N passed, M failed`.
     Test(super::policy_cases::TestArgs),
-    /// Dry run: print the decision, the rule and the enforced plan for one query.
+    /// Dry run: print the decision, the rule, the enforced plan and the verified physical plan for one query.
     Check(super::policy_cases::CheckArgs),
 }
 

@@ -23,7 +23,9 @@ use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::logical_expr::simplify::SimplifyContext;
 use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator};
+use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::physical_expr::create_physical_expr;
 
 use super::refusal::{Decision, Refusal, Rule};
@@ -164,8 +166,14 @@ fn probe(expr: &Expr, schema: &DFSchema, name: &str, why: &str) -> Decision<()> 
         return Ok(());
     };
     let empty = DFSchema::empty();
+    // Coerced as the planner would (a date becomes a timestamp, say); a
+    // call whose types do not fit is left to the planner's own error.
+    let simplifier = ExprSimplifier::new(SimplifyContext::default());
+    let Ok(coerced) = simplifier.coerce(neutral.data, &empty) else {
+        return Ok(());
+    };
     let Ok(physical) = create_physical_expr(
-        &neutral.data,
+        &coerced,
         &empty,
         &ExecutionProps::new(),
         &PhysicalPlanningContext::default(),
@@ -215,6 +223,12 @@ mod tests {
         accepted(
             "SELECT site, date_trunc('day', ts) AS d, date_part('hour', ts) AS h, count(*) FROM telemetry GROUP BY 1, 2, 3",
         );
+        // A date argument is converted as the planner converts it.
+        let dates = enforce_with(
+            rows_policy(),
+            "SELECT site, date_trunc('month', CAST(ts AS DATE)) AS m FROM telemetry",
+        );
+        assert!(dates.is_ok(), "{:?}", dates.err());
         assert!(
             enforce_with(
                 rows_policy(),
