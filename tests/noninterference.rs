@@ -36,7 +36,6 @@ use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::arrow::ipc::writer::StreamWriter;
 use datafusion::datasource::MemTable;
-use policy::model::UsagePolicy;
 
 mod support;
 
@@ -187,21 +186,10 @@ fn table(rows: &[Row]) -> Arc<MemTable> {
     Arc::new(MemTable::try_new(schema(), partitions).unwrap())
 }
 
-fn policy(rows_mode: bool) -> UsagePolicy {
-    let text = std::fs::read_to_string(support::shared("telemetry.policy.json")).unwrap();
-    let mut value: serde_json::Value = serde_json::from_str(&text).unwrap();
-    value["validity"]["not_after"] = "2099-12-31T23:59:59Z".into();
-    if rows_mode {
-        value["access"] = "rows".into();
-        value.as_object_mut().unwrap().remove("aggregation");
-    }
-    UsagePolicy::from_json_str(&value.to_string()).unwrap()
-}
-
 fn engine(rows_mode: bool, rows: &[Row]) -> GovernedEngine {
     let mut engine = GovernedEngine::new(ExecutionLimits::default()).unwrap();
     engine
-        .register_provider(policy(rows_mode), table(rows))
+        .register_provider(support::redteam_policy(rows_mode), table(rows))
         .unwrap();
     engine
 }

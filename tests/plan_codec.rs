@@ -14,20 +14,12 @@ use datafusion_proto::bytes::{
     physical_plan_from_bytes_with_extension_codec, physical_plan_to_bytes_with_extension_codec,
 };
 use policy::barrier::{BarrierLogicalCodec, BarrierPhysicalCodec, verify_physical_plan};
-use policy::model::UsagePolicy;
 use std::sync::Arc;
 
 mod support;
 
 async fn engine(rows_mode: bool) -> GovernedEngine {
-    let text = std::fs::read_to_string(support::shared("telemetry.policy.json")).unwrap();
-    let mut value: serde_json::Value = serde_json::from_str(&text).unwrap();
-    value["validity"]["not_after"] = "2099-12-31T23:59:59Z".into();
-    if rows_mode {
-        value["access"] = "rows".into();
-        value.as_object_mut().unwrap().remove("aggregation");
-    }
-    let policy = UsagePolicy::from_json_str(&value.to_string()).unwrap();
+    let policy = support::redteam_policy(rows_mode);
     let mut engine = GovernedEngine::new(ExecutionLimits::default()).unwrap();
     engine
         .add_dataset(policy, &support::shared("telemetry.csv"))

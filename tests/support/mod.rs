@@ -167,3 +167,15 @@ pub async fn provider(world: &World, edit: impl FnOnce(&mut Value)) -> Running {
     assert_eq!(status, 201, "{body}");
     running
 }
+
+/// The shared red-team policy, valid until 2099, in aggregate or rows mode.
+pub fn redteam_policy(rows_mode: bool) -> policy::model::UsagePolicy {
+    let text = std::fs::read_to_string(shared("telemetry.policy.json")).unwrap();
+    let mut value: Value = serde_json::from_str(&text).unwrap();
+    value["validity"]["not_after"] = "2099-12-31T23:59:59Z".into();
+    if rows_mode {
+        value["access"] = "rows".into();
+        value.as_object_mut().unwrap().remove("aggregation");
+    }
+    policy::model::UsagePolicy::from_json_str(&value.to_string()).unwrap()
+}

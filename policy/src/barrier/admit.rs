@@ -79,19 +79,29 @@ fn binary_is_infallible(binary: &BinaryExpr, schema: &Schema) -> bool {
     }
     match binary.op() {
         Operator::And | Operator::Or => true,
-        Operator::Eq
-        | Operator::NotEq
-        | Operator::Lt
-        | Operator::LtEq
-        | Operator::Gt
-        | Operator::GtEq
-        | Operator::IsDistinctFrom
-        | Operator::IsNotDistinctFrom => match (left.data_type(schema), right.data_type(schema)) {
-            (Ok(a), Ok(b)) => same_type(&a, &b) && comparable(&a),
-            _ => false,
-        },
+        op if is_comparison(*op)
+            || matches!(op, Operator::IsDistinctFrom | Operator::IsNotDistinctFrom) =>
+        {
+            match (left.data_type(schema), right.data_type(schema)) {
+                (Ok(a), Ok(b)) => same_type(&a, &b) && comparable(&a),
+                _ => false,
+            }
+        }
         _ => false,
     }
+}
+
+/// `=`, `<>`, `<`, `<=`, `>`, `>=`.
+pub fn is_comparison(op: Operator) -> bool {
+    matches!(
+        op,
+        Operator::Eq
+            | Operator::NotEq
+            | Operator::Lt
+            | Operator::LtEq
+            | Operator::Gt
+            | Operator::GtEq
+    )
 }
 
 /// Types whose comparison kernels exist and cannot fail.

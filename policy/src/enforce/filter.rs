@@ -87,17 +87,7 @@ fn refuse(what: &str) -> Refusal {
     )
 }
 
-fn is_comparison(op: Operator) -> bool {
-    matches!(
-        op,
-        Operator::Eq
-            | Operator::NotEq
-            | Operator::Lt
-            | Operator::LtEq
-            | Operator::Gt
-            | Operator::GtEq
-    )
-}
+use crate::barrier::admit::is_comparison;
 
 /// A dimension column, or an allowed group-key function of one.
 fn dimension_term(expr: &Expr, scopes: &Scopes<'_>) -> Decision<()> {
