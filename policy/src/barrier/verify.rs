@@ -158,3 +158,110 @@ fn violation(what: &str) -> Refusal {
         format!("the plan to run breaks a barrier of the policy: {what}"),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::enforce::test_support::{physical_with, policy_with, rows_policy};
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    use datafusion::logical_expr::Operator;
+    use datafusion::physical_expr::PhysicalExpr;
+    use datafusion::physical_expr::expressions::{Column, binary, lit};
+    use datafusion::physical_plan::filter::FilterExec;
+
+    const SQL: &str = "SELECT site, count(*) AS n FROM telemetry WHERE shift = 'day' GROUP BY site";
+
+    /// `1 / (CAST(temperature AS BIGINT) - 12) = 1` over `plan`'s schema.
+    fn fallible(plan: &Arc<dyn ExecutionPlan>) -> Arc<dyn PhysicalExpr> {
+        let schema = plan.schema();
+        let index = schema.index_of("temperature").unwrap();
+        let column: Arc<dyn PhysicalExpr> = Arc::new(Column::new("temperature", index));
+        let as_int = datafusion::physical_expr::expressions::cast(
+            column,
+            &schema,
+            datafusion::arrow::datatypes::DataType::Int64,
+        )
+        .unwrap();
+        let minus = binary(as_int, Operator::Minus, lit(12_i64), &schema).unwrap();
+        let divided = binary(lit(1_i64), Operator::Divide, minus, &schema).unwrap();
+        binary(divided, Operator::Eq, lit(1_i64), &schema).unwrap()
+    }
+
+    /// `plan` with a filter on `fallible` directly above every governed scan.
+    fn filter_above_scans(plan: Arc<dyn ExecutionPlan>) -> Arc<dyn ExecutionPlan> {
+        plan.transform_up(|node| {
+            if node.downcast_ref::<GovernedScanExec>().is_some() {
+                let filter = FilterExec::try_new(fallible(&node), Arc::clone(&node))?;
+                return Ok(Transformed::yes(Arc::new(filter) as Arc<dyn ExecutionPlan>));
+            }
+            Ok(Transformed::no(node))
+        })
+        .unwrap()
+        .data
+    }
+
+    #[test]
+    fn an_enforced_plan_passes() {
+        let plan = physical_with(policy_with(|_| {}), SQL);
+        verify_physical_plan(&plan).unwrap();
+        let rows = physical_with(rows_policy(), "SELECT site, temperature FROM telemetry");
+        verify_physical_plan(&rows).unwrap();
+    }
+
+    #[test]
+    fn a_fallible_expression_below_the_threshold_is_refused() {
+        let plan = physical_with(
+            policy_with(|_| {}),
+            "SELECT site, count(*) AS n, sum(temperature) AS t FROM telemetry GROUP BY site",
+        );
+        let broken = filter_above_scans(plan);
+        let refusal = verify_physical_plan(&broken).unwrap_err();
+        assert_eq!(refusal.rule, Rule::Structure);
+        assert!(refusal.message.contains("below the threshold"), "{refusal}");
+    }
+
+    #[test]
+    fn rows_of_an_aggregate_only_dataset_without_their_threshold_are_refused() {
+        let plan = physical_with(policy_with(|_| {}), SQL);
+        let without = plan
+            .transform_up(|node| {
+                if node.downcast_ref::<ThresholdExec>().is_some() {
+                    let child = Arc::clone(node.children()[0]);
+                    return Ok(Transformed::yes(child));
+                }
+                Ok(Transformed::no(node))
+            })
+            .unwrap()
+            .data;
+        let refusal = verify_physical_plan(&without).unwrap_err();
+        assert!(
+            refusal.message.contains("without passing its threshold"),
+            "{refusal}"
+        );
+    }
+
+    #[test]
+    fn a_fallible_predicate_inside_a_scan_is_refused_and_above_a_rows_scan_allowed() {
+        let rows = physical_with(rows_policy(), "SELECT site, temperature FROM telemetry");
+        // Above the scan of a rows-mode dataset, the consumer may write anything.
+        verify_physical_plan(&filter_above_scans(Arc::clone(&rows))).unwrap();
+        let inside = rows
+            .transform_up(|node| {
+                if let Some(scan) = node.downcast_ref::<GovernedScanExec>() {
+                    let mut parts = scan.parts().clone();
+                    parts.admitted.push(fallible(scan.scan()));
+                    let rebuilt: Arc<dyn ExecutionPlan> =
+                        Arc::new(GovernedScanExec::try_new(parts)?);
+                    return Ok(Transformed::yes(rebuilt));
+                }
+                Ok(Transformed::no(node))
+            })
+            .unwrap()
+            .data;
+        let refusal = verify_physical_plan(&inside).unwrap_err();
+        assert!(
+            refusal.message.contains("below the row filter"),
+            "{refusal}"
+        );
+    }
+}

@@ -21,7 +21,7 @@ mod nodes;
 mod refusal;
 mod statement;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 mod threshold;
 
 use std::collections::HashMap;

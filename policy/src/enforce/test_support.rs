@@ -114,3 +114,34 @@ pub fn accepted(sql: &str) -> EnforcedPlan {
         Err(r) => unreachable!("`{sql}` was refused: {r}"),
     }
 }
+
+/// The physical plan of `sql` under `policy`, after every optimizer rule (not
+/// yet verified).
+pub fn physical_with(
+    policy: UsagePolicy,
+    sql: &str,
+) -> std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan> {
+    let (state, governed) = state_and_governed(policy);
+    let runtime = match tokio::runtime::Builder::new_current_thread().build() {
+        Ok(rt) => rt,
+        Err(e) => unreachable!("no runtime: {e}"),
+    };
+    runtime.block_on(async {
+        let enforced = match plan_governed_sql(
+            &state,
+            sql,
+            &governed,
+            Utc::now(),
+            &super::SqlLimits::default(),
+        )
+        .await
+        {
+            Ok(plan) => plan,
+            Err(r) => unreachable!("`{sql}` was refused: {r}"),
+        };
+        match state.create_physical_plan(&enforced.plan).await {
+            Ok(plan) => plan,
+            Err(e) => unreachable!("`{sql}` cannot be planned: {e}"),
+        }
+    })
+}
