@@ -23,7 +23,11 @@ use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_expr::create_physical_expr;
+use datafusion::physical_expr::{PhysicalExpr, conjunction};
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_optimizer::filter_pushdown::FilterPushdown;
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::filter::FilterExec;
 
 use datafusion::execution::SessionState;
 
@@ -185,6 +189,7 @@ impl TableProvider for GovernedTable {
             .map(|e| physical(e))
             .collect::<Result<Vec<_>>>()?;
         let row_filter = self.row_filter.as_ref().map(physical).transpose()?;
+        let scan = with_pruning(scan, &admitted, row_filter.as_ref(), state)?;
         let positions: Vec<usize> = wanted
             .iter()
             .filter_map(|w| read.iter().position(|r| r == w))
@@ -219,6 +224,30 @@ fn unfit(policy: &UsagePolicy) -> Refusal {
             policy.dataset()
         ),
     )
+}
+
+/// The table's scan told of the predicates it will be filtered by, as
+/// DataFusion's filter pushdown tells it of a filter above it: a Parquet
+/// scan then prunes row groups and pages by them (and, with
+/// `pushdown_filters`, applies them while reading). The governed scan
+/// applies them itself either way.
+fn with_pruning(
+    scan: Arc<dyn ExecutionPlan>,
+    admitted: &[Arc<dyn PhysicalExpr>],
+    row_filter: Option<&Arc<dyn PhysicalExpr>>,
+    state: &dyn Session,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let predicates: Vec<Arc<dyn PhysicalExpr>> =
+        admitted.iter().chain(row_filter).cloned().collect();
+    if predicates.is_empty() {
+        return Ok(scan);
+    }
+    let filter = Arc::new(FilterExec::try_new(conjunction(predicates), scan)?);
+    let pushed = FilterPushdown::new().optimize(filter, state.config_options())?;
+    Ok(match pushed.downcast_ref::<FilterExec>() {
+        Some(filter) => Arc::clone(filter.input()),
+        None => pushed,
+    })
 }
 
 /// The expression with its columns unqualified (the scan's schema has no
