@@ -73,7 +73,7 @@ struct Planned {
 /// size are bounded before planning (`SqlLimits`); this leaves ample room
 /// for DataFusion's recursive planning of what the bounds let through, in
 /// debug builds too. Only the pages touched are ever committed.
-pub const PLANNING_STACK: usize = 256 << 20;
+pub const PLANNING_STACK: usize = 64 << 20;
 
 /// Runs `work` on a new thread with [`PLANNING_STACK`] (inside the current
 /// tokio runtime, for the I/O of planning), waiting at most `timeout`.
