@@ -16,7 +16,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::{DFSchema, Result, Statistics};
+use datafusion::common::{Column, DFSchema, Result, Statistics};
 use datafusion::datasource::TableType;
 use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
@@ -169,7 +169,9 @@ impl TableProvider for GovernedTable {
         let mut needed: BTreeSet<usize> = wanted.iter().copied().collect();
         for expr in admitted.iter().copied().chain(&self.row_filter) {
             for column in expr.column_refs() {
-                if let Some(i) = table_schema.maybe_index_of_column(&column.unqualified()) {
+                if let Some(i) =
+                    table_schema.maybe_index_of_column(&Column::new_unqualified(&column.name))
+                {
                     needed.insert(i);
                 }
             }
@@ -258,21 +260,11 @@ fn unqualify(expr: &Expr) -> Expr {
         .transform(|e| {
             Ok(match e {
                 Expr::Column(c) if c.relation.is_some() => {
-                    Transformed::yes(Expr::Column(c.unqualified()))
+                    Transformed::yes(Expr::Column(Column::new_unqualified(&c.name)))
                 }
                 other => Transformed::no(other),
             })
         })
         .map(|t| t.data)
         .unwrap_or_else(|_| expr.clone())
-}
-
-trait Unqualified {
-    fn unqualified(&self) -> Self;
-}
-
-impl Unqualified for datafusion::common::Column {
-    fn unqualified(&self) -> Self {
-        datafusion::common::Column::new_unqualified(&self.name)
-    }
 }

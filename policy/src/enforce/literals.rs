@@ -28,6 +28,7 @@ use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, LogicalPlan, Ope
 use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::physical_expr::create_physical_expr;
 
+use super::filter::is_constant;
 use super::refusal::{Decision, Refusal, Rule};
 
 /// Checks every call with literal arguments in `plan`, subqueries included.
@@ -126,10 +127,6 @@ fn is_time(t: &DataType) -> bool {
         DataType::Timestamp(..) | DataType::Date32 | DataType::Date64 | DataType::Null => true,
         _ => false,
     }
-}
-
-fn is_constant(expr: &Expr) -> bool {
-    super::filter::is_constant(expr)
 }
 
 /// Evaluates `expr` once with every column replaced by a neutral value of
