@@ -42,6 +42,14 @@ pub enum RecordKind {
     QuotaCharged,
     /// A signed checkpoint written by the log itself.
     Checkpoint,
+    /// The owner started the connector on a broken log with the recovery
+    /// flag; the signed detail names what was lost.
+    Recovered,
+    /// A dry run (`/query/check`): the decision, nothing executed.
+    QueryChecked,
+    /// A request refused before any agreement was looked at: a bad or
+    /// replayed request token, a bad credential (never the token itself).
+    AccessRefused,
 }
 
 impl RecordKind {
@@ -61,6 +69,9 @@ impl RecordKind {
             Self::QueryFailed => "query_failed",
             Self::QuotaCharged => "quota_charged",
             Self::Checkpoint => "checkpoint",
+            Self::Recovered => "recovered",
+            Self::QueryChecked => "query_checked",
+            Self::AccessRefused => "access_refused",
         }
     }
 }
@@ -86,6 +97,8 @@ pub struct AuditEntry {
     pub agreement: Option<String>,
     pub purpose: Option<String>,
     pub sql: Option<String>,
+    /// `sha256:` hash of the whole SQL text (`sql` may hold only its start).
+    pub sql_hash: Option<String>,
     /// `answered`, `refused`, `failed`, `agreed`, ...
     pub decision: Option<String>,
     pub rule: Option<String>,
@@ -128,6 +141,7 @@ impl AuditEntry {
             agreement: None,
             purpose: None,
             sql: None,
+            sql_hash: None,
             decision: None,
             rule: None,
             rows: None,
@@ -150,6 +164,7 @@ impl AuditEntry {
     setter!(with_agreement, agreement, String);
     setter!(with_purpose, purpose, String);
     setter!(with_sql, sql, String);
+    setter!(with_sql_hash, sql_hash, String);
     setter!(with_decision, decision, String);
     setter!(with_rule, rule, String);
     setter!(with_rows, rows, u64);
@@ -184,6 +199,8 @@ pub struct AuditRecord {
     pub purpose: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sql: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql_hash: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -238,6 +255,8 @@ struct HashedContent<'a> {
     seq: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     sql: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sql_hash: Option<&'a str>,
     time: &'a DateTime<Utc>,
 }
 
@@ -255,6 +274,7 @@ impl AuditRecord {
             agreement: entry.agreement,
             purpose: entry.purpose,
             sql: entry.sql,
+            sql_hash: entry.sql_hash,
             decision: entry.decision,
             rule: entry.rule,
             rows: entry.rows,
@@ -307,6 +327,7 @@ impl AuditRecord {
             rule: self.rule.as_deref(),
             seq: self.seq,
             sql: self.sql.as_deref(),
+            sql_hash: self.sql_hash.as_deref(),
             time: &self.time,
         }
     }
