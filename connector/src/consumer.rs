@@ -269,6 +269,11 @@ impl Connector {
         })
     }
 
+    /// Every receipt kept, for every agreement.
+    pub fn all_receipts(&self) -> Result<Vec<SignedDocument<Receipt>>> {
+        scan_json(self.store.as_ref(), RECEIPTS)
+    }
+
     /// The receipts kept for agreement `id`.
     pub fn receipts(&self, id: &str) -> Result<Vec<SignedDocument<Receipt>>> {
         let all: Vec<SignedDocument<Receipt>> = scan_json(self.store.as_ref(), RECEIPTS)?;

@@ -19,7 +19,6 @@ use std::sync::Arc;
 use policy::credential::{Attributes, Authority, Membership, TrustedAuthority};
 use policy::keys::{KeyPair, PublicKey};
 
-use crate::audit::{AuditLog, SledAuditStore};
 use crate::config::{CONFIG_FILE, ConnectorConfig};
 use crate::service::{Connector, Parts};
 use crate::store::SledStore;
@@ -96,8 +95,18 @@ pub fn init(home: &Path, options: &InitOptions) -> Result<InitReport> {
     })
 }
 
-/// Opens the connector of a home folder.
+/// Opens the connector of a home folder; refused when its audit log is
+/// broken (see [`crate::audit::open_log`]).
 pub fn open(home: &Path) -> Result<Connector> {
+    open_with(home, false).map(|(connector, _)| connector)
+}
+
+/// Opens the connector of a home folder, recovering a broken audit log when
+/// `recover_audit`.
+pub fn open_with(
+    home: &Path,
+    recover_audit: bool,
+) -> Result<(Connector, Option<crate::audit::RecoveryDone>)> {
     let config = ConnectorConfig::load(home)?;
     let key = Arc::new(KeyPair::load(&home.join(PRIVATE_KEY))?);
     let credential_path = home.join(&config.credential_file);
@@ -115,10 +124,14 @@ pub fn open(home: &Path) -> Result<Connector> {
         .to_owned();
     let authority: TrustedAuthority = read_json(&home.join(&config.authority_file))?;
     let store = Arc::new(SledStore::open(&home.join("store"))?);
-    let audit_store = Arc::new(SledAuditStore::open(&home.join("audit"))?);
-    let audit = AuditLog::open(audit_store, Arc::clone(&key), config.checkpoint_every)?;
+    let (audit, recovery) = crate::audit::open_log(
+        home,
+        Arc::clone(&key),
+        config.checkpoint_every,
+        recover_audit,
+    )?;
     let token = std::fs::read_to_string(home.join(ADMIN_TOKEN)).map_err(|e| io(home, &e))?;
-    Connector::new(Parts {
+    let connector = Connector::new(Parts {
         config,
         store,
         key,
@@ -126,7 +139,8 @@ pub fn open(home: &Path) -> Result<Connector> {
         authority,
         audit: Arc::new(audit),
         admin_token_hash: policy::document::hash_bytes(token.trim().as_bytes()),
-    })
+    })?;
+    Ok((connector, recovery))
 }
 
 /// Has `authority` issue the membership credential of the participant of

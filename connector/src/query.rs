@@ -332,6 +332,7 @@ impl Connector {
             at: now(),
             audit_seq: record.seq,
             audit_hash: record.hash.clone(),
+            checkpoint: self.audit.latest_checkpoint(),
         };
         let receipt = SignedDocument::sign(receipt, DocumentKind::Receipt, &self.key)?;
         tracing::info!(agreement = %agreement.id, consumer = %caller.participant_id, rows, audit_seq = record.seq, "query answered");

@@ -427,6 +427,13 @@ impl Connector {
     pub fn open(home: &Path) -> Result<Self> {
         crate::home::open(home)
     }
+
+    /// Opens the connector of a home folder, recovering a broken audit log
+    /// first (see [`crate::audit::open_log`]); returns what the recovery
+    /// did, if the log needed one.
+    pub fn open_recovering(home: &Path) -> Result<(Self, Option<crate::audit::RecoveryDone>)> {
+        crate::home::open_with(home, true)
+    }
 }
 
 fn negotiation_entry(kind: RecordKind, actor: &str, n: &Negotiation) -> AuditEntry {

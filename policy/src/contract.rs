@@ -110,4 +110,9 @@ pub struct Receipt {
     pub audit_seq: u64,
     /// Hash of that audit record.
     pub audit_hash: String,
+    /// The latest signed checkpoint of the provider's audit log when the
+    /// receipt was signed (a compact JWS over its position, hash and record
+    /// count), so that the receipt also proves how long the log was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
 }

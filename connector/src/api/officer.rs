@@ -207,9 +207,21 @@ async fn verify(State(c): State<Arc<Connector>>, officer: Officer) -> Api<ApiJso
     officer.reads("verify");
     let store = store(&c);
     let signer = c.key().public_key();
-    let report =
-        blocking(move || crate::audit::verify(store.as_ref(), &signer).map_err(crate::Error::from))
-            .await?;
+    let head_path = c.audit.head_path().map(ToOwned::to_owned);
+    let report = blocking(move || {
+        let check = || -> crate::audit::Result<crate::audit::VerifyReport> {
+            // The head is read first: the log read after it is at least as long.
+            let head = head_path.map(|path| crate::audit::read_head(&path, &signer));
+            let mut report = crate::audit::verify(store.as_ref(), &signer)?;
+            if let (None, Some(head)) = (&report.first_broken, &head) {
+                report.first_broken =
+                    crate::audit::check_head(store.as_ref(), head, &report, true)?;
+            }
+            Ok(report)
+        };
+        check().map_err(crate::Error::from)
+    })
+    .await?;
     let mut body = json!(report);
     body["intact"] = json!(report.is_intact());
     body["summary"] = json!(report.to_string());

@@ -8,6 +8,7 @@ use policy::keys::PublicKey;
 use super::checkpoint::check_checkpoint;
 use super::error::{AuditError, Result};
 use super::record::{AuditRecord, RecordKind};
+use super::recovery::{Recovery, check_recovered};
 use super::store::AuditStore;
 use super::verify::Broken;
 
@@ -26,6 +27,8 @@ pub(super) struct ChunkSummary {
     pub(super) last_hash: Option<String>,
     /// The first record that fails, inside the chunk.
     pub(super) broken: Option<Broken>,
+    /// The signed recoveries among the intact records.
+    pub(super) recoveries: Vec<Recovery>,
 }
 
 /// Why record `seq` does not link to the record before it.
@@ -65,6 +68,7 @@ struct ChunkCheck<'a> {
     checkpoints: u64,
     first_prev_hash: Option<String>,
     last_hash: Option<String>,
+    recoveries: Vec<Recovery>,
 }
 
 impl<'a> ChunkCheck<'a> {
@@ -76,6 +80,7 @@ impl<'a> ChunkCheck<'a> {
             checkpoints: 0,
             first_prev_hash: None,
             last_hash: None,
+            recoveries: Vec::new(),
         }
     }
 
@@ -104,6 +109,10 @@ impl<'a> ChunkCheck<'a> {
         if record.kind == RecordKind::Checkpoint {
             check_checkpoint(record, self.signer).map_err(broken)?;
             self.checkpoints += 1;
+        }
+        if record.kind == RecordKind::Recovered {
+            let recovery = check_recovered(record, self.signer).map_err(broken)?;
+            self.recoveries.push(recovery);
         }
         self.expected += 1;
         match &mut self.last_hash {
@@ -147,6 +156,7 @@ impl<'a> ChunkCheck<'a> {
             first_prev_hash: self.first_prev_hash,
             last_hash: self.last_hash,
             broken,
+            recoveries: self.recoveries,
         }
     }
 }

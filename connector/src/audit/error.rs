@@ -12,6 +12,10 @@ pub enum AuditError {
     /// another process).
     #[error("audit store error: {0}")]
     Store(String),
+    /// The audit database exists but cannot be opened: its files are
+    /// damaged.
+    #[error("the audit store `{path}` cannot be opened: {reason}")]
+    Unopenable { path: String, reason: String },
     /// A stored record cannot be decoded, or is stored under another
     /// sequence number than its own.
     #[error("audit record #{seq} cannot be read: {reason}")]
@@ -23,6 +27,18 @@ pub enum AuditError {
     /// resumed on top of it.
     #[error("the last audit record #{seq} does not match its hash; verify the audit log")]
     TamperedHead { seq: u64 },
+    /// The stored chain is broken or shorter than its signed head says.
+    #[error(
+        "the audit log is broken at record #{seq}: {reason}. The connector does not serve on a \
+         broken log: inspect it with `dataspace audit verify --home {home}`, then start with \
+         `--recover-audit` to export and remove the records from #{seq} on and sign a \
+         `recovered` record (see docs/officer.md)"
+    )]
+    Broken {
+        seq: u64,
+        reason: String,
+        home: String,
+    },
     /// A write failed earlier; the log accepts no more records until the
     /// connector is restarted (it resumes from what is durable).
     #[error("the audit log stopped after a failed write: {reason}")]

@@ -13,7 +13,7 @@
 //! the store, so rather than guess, every later append fails with
 //! [`AuditError::Halted`]. Reopening resumes from what is durable.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -22,7 +22,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::chain::Chain;
 use super::error::{AuditError, Result};
-use super::record::{AuditEntry, AuditRecord};
+use super::head::HeadWriter;
+use super::record::{AuditEntry, AuditRecord, RecordKind};
 use super::store::AuditStore;
 
 /// Most entries stored by one flush.
@@ -53,6 +54,10 @@ pub struct AuditLog {
     /// Resolves (with an error: the sender is dropped) when the writer
     /// thread has ended and released the store.
     finished: oneshot::Receiver<()>,
+    /// The JWS of the latest signed checkpoint stored.
+    latest_checkpoint: Arc<RwLock<Option<String>>>,
+    /// Where the signed head is written, if it is.
+    head_path: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -74,13 +79,32 @@ impl AuditLog {
         signing_key: Arc<KeyPair>,
         checkpoint_every: u64,
     ) -> Result<Self> {
+        Self::open_with_head(store, signing_key, checkpoint_every, None)
+    }
+
+    /// [`AuditLog::open`], replacing the signed head with `head` after
+    /// every batch, before its appenders are answered. Checking the store
+    /// against the head is the caller's (see `open_home`).
+    pub fn open_with_head(
+        store: Arc<dyn AuditStore>,
+        signing_key: Arc<KeyPair>,
+        checkpoint_every: u64,
+        head: Option<HeadWriter>,
+    ) -> Result<Self> {
         let last = store.last()?;
         if let Some(record) = &last
             && !record.hash_matches()?
         {
             return Err(AuditError::TamperedHead { seq: record.seq });
         }
+        let latest = last
+            .as_ref()
+            .map(|record| latest_checkpoint(store.as_ref(), record.seq, checkpoint_every))
+            .transpose()?
+            .flatten();
+        let latest_checkpoint = Arc::new(RwLock::new(latest));
         let chain = Chain::resume(last.as_ref(), signing_key, checkpoint_every)?;
+        let head_path = head.as_ref().map(|head| head.path().to_owned());
         let (sender, receiver) = mpsc::channel(QUEUE);
         let (finished_tx, finished) = oneshot::channel();
         let halted = Arc::new(OnceLock::new());
@@ -89,6 +113,8 @@ impl AuditLog {
             store: store.clone(),
             chain,
             halted: halted.clone(),
+            head,
+            latest_checkpoint: latest_checkpoint.clone(),
         };
         thread::Builder::new()
             .name("audit-writer".into())
@@ -102,7 +128,18 @@ impl AuditLog {
             store,
             halted,
             finished,
+            latest_checkpoint,
+            head_path,
         })
+    }
+
+    /// The JWS of the latest signed checkpoint stored, if any: receipts
+    /// carry it, so that a consumer holds the provider's signed statement of
+    /// the log's length as well as of its own record.
+    pub fn latest_checkpoint(&self) -> Option<String> {
+        self.latest_checkpoint
+            .read()
+            .map_or(None, |latest| latest.clone())
     }
 
     /// Appends `entry`; returns its record once it is durable in the store.
@@ -112,6 +149,11 @@ impl AuditLog {
             return Err(self.stopped());
         }
         answer.await.unwrap_or_else(|_| Err(self.stopped()))
+    }
+
+    /// Where the signed head is written, if it is.
+    pub fn head_path(&self) -> Option<&std::path::Path> {
+        self.head_path.as_deref()
     }
 
     /// The store, for reading the log.
@@ -148,6 +190,26 @@ struct Writer {
     store: Arc<dyn AuditStore>,
     chain: Chain,
     halted: Arc<OnceLock<String>>,
+    head: Option<HeadWriter>,
+    latest_checkpoint: Arc<RwLock<Option<String>>>,
+}
+
+/// The JWS of the latest checkpoint at or before `last`: checkpoints sit at
+/// fixed positions (see [`Chain`]), but the setting may have changed since
+/// they were written, so this looks back one interval.
+fn latest_checkpoint(
+    store: &dyn AuditStore,
+    last: u64,
+    checkpoint_every: u64,
+) -> Result<Option<String>> {
+    let from = last.saturating_sub(checkpoint_every.saturating_add(1));
+    let window = usize::try_from(last - from + 1).unwrap_or(usize::MAX);
+    Ok(store
+        .range(from, window)?
+        .into_iter()
+        .rev()
+        .find(|record| record.kind == RecordKind::Checkpoint)
+        .and_then(|record| record.detail))
 }
 
 impl Writer {
@@ -215,6 +277,17 @@ impl Writer {
             .map(|entry| self.chain.seal(entry, &mut records))
             .collect::<Result<Vec<_>>>()?;
         self.store.append_batch(&records)?;
+        if let Some(checkpoint) = records
+            .iter()
+            .rev()
+            .find(|record| record.kind == RecordKind::Checkpoint)
+            && let Ok(mut latest) = self.latest_checkpoint.write()
+        {
+            latest.clone_from(&checkpoint.detail);
+        }
+        if let (Some(head), Some(last)) = (&self.head, records.last()) {
+            head.write(last)?;
+        }
         Ok(sealed)
     }
 
@@ -344,6 +417,9 @@ mod tests {
         }
         fn range(&self, _: u64, _: usize) -> Result<Vec<AuditRecord>> {
             Ok(Vec::new())
+        }
+        fn remove_from(&self, _: u64) -> Result<()> {
+            Ok(())
         }
     }
 

@@ -19,7 +19,10 @@
 //! | `store`, `sled_store` | [`AuditStore`] with [`MemoryAuditStore`] and [`SledAuditStore`] |
 //! | `log` | [`AuditLog`]: the writer thread and group commit |
 //! | `verify`, `chunk` | [`verify`] and its [`VerifyReport`]; the check of one chunk |
-//! | `home` | the home-folder layout and [`verify_home`] |
+//! | `head` | the signed head outside the log, and the check against it |
+//! | `recovery` | the owner's recovery of a broken log: the signed `recovered` record |
+//! | `evidence` | a log checked against kept receipts and exported checkpoints |
+//! | `home` | the home-folder layout, [`open_log`] and [`verify_home`] |
 //!
 //! This module has its own error type, [`AuditError`].
 
@@ -27,9 +30,12 @@ mod chain;
 mod checkpoint;
 mod chunk;
 mod error;
+mod evidence;
+mod head;
 mod home;
 mod log;
 mod record;
+mod recovery;
 mod sled_store;
 mod store;
 mod verify;
@@ -37,9 +43,17 @@ mod verify;
 pub use chain::{Chain, DEFAULT_CHECKPOINT_EVERY};
 pub use checkpoint::{CHECKPOINT_TYP, CheckpointClaims};
 pub use error::{AuditError, Result};
-pub use home::{AUDIT_DIR, PRIVATE_KEY_FILE, PUBLIC_KEY_FILE, audit_dir, verify_home};
+pub use evidence::{Evidence, EvidenceReport, Finding, check_evidence};
+pub use head::{
+    HEAD_FILE, HEAD_TYP, HeadClaims, HeadState, HeadWriter, check_head, head_path, read_head,
+};
+pub use home::{
+    AUDIT_DIR, PRIVATE_KEY_FILE, PUBLIC_KEY_FILE, RecoveryDone, SignedStatements, audit_dir,
+    checkpoints_home, open_log, verify_home, verify_home_against,
+};
 pub use log::{AuditLog, MAX_BATCH};
 pub use record::{AuditEntry, AuditRecord, GENESIS_HASH, RecordKind};
+pub use recovery::{RECOVERED_TYP, RecoveredClaims, Recovery};
 pub use sled_store::{AUDIT_TREE, SledAuditStore};
 pub use store::{AuditStore, MemoryAuditStore};
 pub use verify::{Broken, VERIFY_CHUNK, VerifyReport, verify};

@@ -18,6 +18,11 @@ use crate::store::{is_locked, open_sled};
 /// Name of the sled tree holding the chain.
 pub const AUDIT_TREE: &str = "audit_records";
 
+/// The key of the last batch's bounds (`first` and `last` seq, 16 bytes):
+/// one byte, so it sorts before every 8-byte record key and is never read as
+/// a record.
+const LAST_BATCH_KEY: [u8; 1] = [0];
+
 /// Page cache of the audit database, in bytes. The audit log is written
 /// once and read in sequence, so a small cache is enough and keeps the
 /// memory of a full verification bounded.
@@ -45,10 +50,18 @@ impl SledAuditStore {
                     path.display()
                 ))
             } else {
-                AuditError::store(format!("cannot open `{}`: {e}", path.display()))
+                AuditError::Unopenable {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                }
             }
         })?;
-        let tree = db.open_tree(AUDIT_TREE).map_err(AuditError::store)?;
+        let tree = db
+            .open_tree(AUDIT_TREE)
+            .map_err(|e| AuditError::Unopenable {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
         Ok(Self { db, tree })
     }
 
@@ -96,6 +109,35 @@ impl AuditStore for SledAuditStore {
                 serde_json::to_vec(record).map_err(|e| AuditError::Encode(e.to_string()))?;
             batch.insert(&record.seq.to_be_bytes(), value);
         }
+        if let (Some(first), Some(last)) = (records.first(), records.last()) {
+            let mut bounds = first.seq.to_be_bytes().to_vec();
+            bounds.extend_from_slice(&last.seq.to_be_bytes());
+            batch.insert(&LAST_BATCH_KEY, bounds);
+        }
+        self.tree.apply_batch(batch).map_err(AuditError::store)?;
+        self.db.flush().map_err(AuditError::store)?;
+        Ok(())
+    }
+
+    fn last_batch(&self) -> Result<Option<(u64, u64)>> {
+        let Some(value) = self.tree.get(LAST_BATCH_KEY).map_err(AuditError::store)? else {
+            return Ok(None);
+        };
+        let bounds: [u8; 16] = value
+            .as_ref()
+            .try_into()
+            .map_err(|_| AuditError::store("the bounds of the last audit batch are damaged"))?;
+        let (first, last) = bounds.split_at(8);
+        let seq = |bytes: &[u8]| u64::from_be_bytes(bytes.try_into().unwrap_or([0; 8]));
+        Ok(Some((seq(first), seq(last))))
+    }
+
+    fn remove_from(&self, seq: u64) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for key in self.tree.range(seq.to_be_bytes()..).keys() {
+            batch.remove(key.map_err(AuditError::store)?);
+        }
+        batch.remove(&LAST_BATCH_KEY);
         self.tree.apply_batch(batch).map_err(AuditError::store)?;
         self.db.flush().map_err(AuditError::store)?;
         Ok(())

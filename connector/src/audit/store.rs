@@ -26,6 +26,14 @@ pub trait AuditStore: Send + Sync {
     fn len(&self) -> Result<u64> {
         Ok(self.last()?.map_or(0, |record| record.seq + 1))
     }
+    /// The first and last sequence numbers of the last batch stored, written
+    /// atomically with it (see `head`); `None` if the store does not keep it.
+    fn last_batch(&self) -> Result<Option<(u64, u64)>> {
+        Ok(None)
+    }
+    /// Removes every record from `seq` on (recovery only: the records are
+    /// exported first). Durable when it returns.
+    fn remove_from(&self, seq: u64) -> Result<()>;
     /// Whether the store holds no record.
     fn is_empty(&self) -> Result<bool> {
         Ok(self.last()?.is_none())
@@ -75,6 +83,12 @@ impl AuditStore for MemoryAuditStore {
             .take(limit)
             .map(|(_, r)| r.clone())
             .collect())
+    }
+
+    fn remove_from(&self, seq: u64) -> Result<()> {
+        let mut map = self.records.write().map_err(|_| poisoned())?;
+        map.split_off(&seq);
+        Ok(())
     }
 }
 

@@ -23,6 +23,7 @@ use serde::Serialize;
 use super::chunk::{ChunkSummary, check_chunk, link_reason};
 use super::error::Result;
 use super::record::GENESIS_HASH;
+use super::recovery::Recovery;
 use super::store::AuditStore;
 
 /// Records read from the store at a time.
@@ -37,8 +38,12 @@ pub struct VerifyReport {
     pub checkpoints: u64,
     /// The hash of the last intact record, if any.
     pub head: Option<String>,
-    /// The first record that breaks the chain.
+    /// The first record that breaks the chain (or, for a complete check,
+    /// the first the signed head says is missing or different).
     pub first_broken: Option<Broken>,
+    /// Signed recoveries found in the chain: where records were lost and
+    /// the log was recovered by its owner.
+    pub recoveries: Vec<Recovery>,
 }
 
 /// Where and why a chain is broken.
@@ -60,11 +65,24 @@ impl VerifyReport {
 impl fmt::Display for VerifyReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.first_broken {
-            None => write!(
-                f,
-                "chain intact: {} records, {} checkpoints",
-                self.records, self.checkpoints
-            ),
+            None => {
+                write!(
+                    f,
+                    "chain intact: {} records, {} checkpoints",
+                    self.records, self.checkpoints
+                )?;
+                for r in &self.recoveries {
+                    match r.lost_to {
+                        Some(to) => write!(
+                            f,
+                            "; recovered at #{}: records #{}..=#{} lost",
+                            r.seq, r.lost_from, to
+                        )?,
+                        None => write!(f, "; recovered at #{} ({})", r.seq, r.reason)?,
+                    }
+                }
+                Ok(())
+            }
             Some(broken) => write!(f, "broken at record #{}: {}", broken.seq, broken.reason),
         }
     }
@@ -143,6 +161,7 @@ struct Join {
     records: u64,
     checkpoints: u64,
     prev_hash: String,
+    recoveries: Vec<Recovery>,
 }
 
 impl Join {
@@ -152,6 +171,7 @@ impl Join {
             records: 0,
             checkpoints: 0,
             prev_hash: GENESIS_HASH.to_owned(),
+            recoveries: Vec::new(),
         }
     }
 
@@ -174,7 +194,7 @@ impl Join {
     }
 
     /// Adds the next chunk; returns the report if the chain ends with it.
-    fn join(&mut self, chunk: ChunkSummary) -> Option<VerifyReport> {
+    fn join(&mut self, mut chunk: ChunkSummary) -> Option<VerifyReport> {
         if let Some(first) = &chunk.first_prev_hash
             && *first != self.prev_hash
         {
@@ -184,6 +204,7 @@ impl Join {
         }
         self.records += chunk.count;
         self.checkpoints += chunk.checkpoints;
+        self.recoveries.append(&mut chunk.recoveries);
         if let Some(last) = chunk.last_hash {
             self.prev_hash = last;
         }
@@ -196,6 +217,7 @@ impl Join {
             checkpoints: self.checkpoints,
             head: (self.records > 0).then(|| self.prev_hash.clone()),
             first_broken,
+            recoveries: self.recoveries.clone(),
         }
     }
 }
@@ -388,6 +410,9 @@ mod tests {
         }
         fn range(&self, _: u64, _: usize) -> Result<Vec<AuditRecord>> {
             Err(crate::audit::AuditError::store("i/o error"))
+        }
+        fn remove_from(&self, _: u64) -> Result<()> {
+            Ok(())
         }
     }
 
