@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use connector::answer::AnswerFormat;
-use connector::audit::{AuditStore, SledAuditStore, verify_home};
+use connector::audit::{AuditStore, Evidence, SledAuditStore, verify_home, verify_home_against};
 use connector::client::HttpClient;
 use hyper::Method;
 use support::{World, provider, start};
@@ -104,6 +104,22 @@ async fn killed_provider_keeps_every_answered_query_in_its_chain() {
             assert_eq!(record.agreement.as_deref(), Some(contract.id.as_str()));
         }
     }
+    // The consumer's kept receipts, as evidence: every one is in the log.
+    let kept: Vec<Evidence> = consumer
+        .connector
+        .all_receipts()
+        .unwrap()
+        .iter()
+        .map(|r| Evidence {
+            source: format!("receipt #{}", r.payload().audit_seq),
+            jws: r.jws().to_owned(),
+        })
+        .collect();
+    assert!(kept.len() >= receipts.len());
+    let (report, evidence) = verify_home_against(&home, &kept, &[]).unwrap();
+    assert!(report.is_intact(), "{report}");
+    assert!(evidence.holds(), "{evidence}");
+    assert_eq!(evidence.matched as usize, kept.len());
 
     // It restarts on the same stores and answers again.
     let mut child = spawn_provider(&home);
@@ -177,4 +193,121 @@ async fn a_tampered_audit_store_is_detected_and_named() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+}
+
+/// The owner's side of a disk fault, through the CLI: the provider's audit
+/// store loses its last records; `connector serve` refuses to start, naming
+/// the first lost record; `audit verify --receipts` with the consumer's
+/// exported receipts names the receipts the log contradicts; starting with
+/// `--recover-audit` signs a `recovered` record, and the same receipts are
+/// then reported as lost by an admitted recovery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_audit_log_is_refused_then_recovered_and_receipts_tell_what_was_lost() {
+    let world = World::new();
+    let running = provider(&world, |_| {}).await;
+    let (home, url) = (running.home.clone(), running.url.clone());
+    let consumer = start(&world, "sme-south", vec![], "sme").await;
+    let contract = consumer
+        .contract(&url, "telemetry_quality", "quality-analysis")
+        .await;
+    let mut seqs = Vec::new();
+    for _ in 0..6 {
+        let answer = consumer
+            .ask(
+                &contract.id,
+                "SELECT count(*) FROM telemetry",
+                AnswerFormat::Arrow,
+            )
+            .await;
+        seqs.push(answer.receipt.payload().audit_seq);
+    }
+    let consumer_home = consumer.home.clone();
+    consumer.stop().await;
+    running.stop().await;
+    let dataspace = env!("CARGO_BIN_EXE_dataspace");
+    let receipts = world.dir.path().join("receipts");
+    let out = Command::new(dataspace)
+        .args(["receipts", "export", "--home"])
+        .arg(&consumer_home)
+        .arg("--out")
+        .arg(&receipts)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read_dir(&receipts).unwrap().count(), seqs.len());
+
+    // The records of the last three queries vanish, as a torn tail would.
+    let cut = seqs[3];
+    SledAuditStore::open(&home.join("audit"))
+        .unwrap()
+        .remove_from(cut)
+        .unwrap();
+    let out = Command::new(dataspace)
+        .args(["connector", "serve", "--home"])
+        .arg(&home)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "served on a cut log");
+    assert!(
+        stderr.contains(&format!("broken at record #{cut}")) && stderr.contains("--recover-audit"),
+        "{stderr}"
+    );
+    let verify = |extra: &[&str]| {
+        let out = Command::new(dataspace)
+            .args(["audit", "verify", "--home"])
+            .arg(&home)
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let receipts_arg = receipts.to_str().unwrap();
+    let (ok, text) = verify(&["--receipts", receipts_arg]);
+    assert!(!ok, "{text}");
+    assert!(text.contains(&format!("broken at record #{cut}")), "{text}");
+    assert!(
+        text.contains("3 matched") && text.contains("3 contradicted"),
+        "{text}"
+    );
+
+    // Recovery, then a normal start on the recovered log.
+    let mut child = Command::new(dataspace)
+        .args(["connector", "serve", "--recover-audit", "--home"])
+        .arg(&home)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_healthy(&url).await;
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("audit log recovered"), "{stderr}");
+    assert!(stderr.contains(&format!("records #{cut}..=")), "{stderr}");
+    let (ok, text) = verify(&[]);
+    assert!(ok, "{text}");
+    assert!(text.contains(&format!("recovered at #{cut}")), "{text}");
+    let (ok, text) = verify(&["--receipts", receipts_arg]);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("3 matched") && text.contains("3 lost as a signed recovery admits"),
+        "{text}"
+    );
+    assert!(text.contains("0 contradicted"), "{text}");
+    let mut child = spawn_provider(&home);
+    wait_healthy(&url).await;
+    child.kill().unwrap();
+    let _ = child.wait();
 }

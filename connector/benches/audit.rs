@@ -23,8 +23,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use connector::audit::{
-    AuditEntry, AuditLog, AuditStore, Chain, DEFAULT_CHECKPOINT_EVERY, RecordKind, SledAuditStore,
-    VERIFY_CHUNK, verify,
+    AuditEntry, AuditLog, AuditStore, Chain, DEFAULT_CHECKPOINT_EVERY, HEAD_FILE, HeadWriter,
+    RecordKind, SledAuditStore, VERIFY_CHUNK, verify,
 };
 use connector::officer::{SqlLimits, run_audit_sql};
 use policy::keys::KeyPair;
@@ -80,12 +80,16 @@ fn rss_mib() -> String {
     format!("rss {}, peak {}", field("VmRSS:"), field("VmHWM:"))
 }
 
-async fn append_rate(appenders: u64, total: u64, limit: Duration) {
+async fn append_rate(appenders: u64, total: u64, limit: Duration, with_head: bool) {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn AuditStore> =
         Arc::new(SledAuditStore::open(&dir.path().join("audit")).unwrap());
     let key = Arc::new(KeyPair::generate().unwrap());
-    let log = Arc::new(AuditLog::open(store.clone(), key, DEFAULT_CHECKPOINT_EVERY).unwrap());
+    // The connector replaces a signed head after every batch.
+    let head = with_head.then(|| HeadWriter::new(dir.path().join(HEAD_FILE), key.clone()));
+    let log = Arc::new(
+        AuditLog::open_with_head(store.clone(), key, DEFAULT_CHECKPOINT_EVERY, head).unwrap(),
+    );
     let claimed = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let deadline = start + limit;
@@ -112,7 +116,8 @@ async fn append_rate(appenders: u64, total: u64, limit: Duration) {
     }
     let elapsed = start.elapsed();
     println!(
-        "append, {appenders:>3} appenders: {appended:>7} durable records in {:>6.2} s = {:>7.0} records/s ({} stored with checkpoints)",
+        "append{}, {appenders:>3} appenders: {appended:>7} durable records in {:>6.2} s = {:>7.0} records/s ({} stored with checkpoints)",
+        if with_head { " + signed head" } else { "" },
         elapsed.as_secs_f64(),
         appended as f64 / elapsed.as_secs_f64(),
         store.len().unwrap(),
@@ -222,7 +227,8 @@ fn main() {
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     if only != "verify" {
         for appenders in [1, 16, 64, 256] {
-            runtime.block_on(append_rate(appenders, appends, limit));
+            runtime.block_on(append_rate(appenders, appends, limit, false));
+            runtime.block_on(append_rate(appenders, appends, limit, true));
         }
     }
     if only != "append" {

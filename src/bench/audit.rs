@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 use connector::audit::{
-    AuditEntry, AuditLog, AuditStore, DEFAULT_CHECKPOINT_EVERY, RecordKind, SledAuditStore,
+    AuditEntry, AuditLog, AuditStore, DEFAULT_CHECKPOINT_EVERY, HEAD_FILE, HeadWriter, RecordKind,
+    SledAuditStore,
 };
 use policy::keys::KeyPair;
 use serde::Serialize;
@@ -47,10 +48,13 @@ pub async fn append_rate(appenders: u64, limit: u64, duration: Duration) -> Resu
     let dir = tempfile::tempdir().context("cannot create a temporary folder")?;
     let store: Arc<dyn AuditStore> = Arc::new(SledAuditStore::open(&dir.path().join("audit"))?);
     let key = Arc::new(KeyPair::generate()?);
-    let log = Arc::new(AuditLog::open(
+    // As the connector runs it: a signed head replaced after every batch.
+    let head = HeadWriter::new(dir.path().join(HEAD_FILE), Arc::clone(&key));
+    let log = Arc::new(AuditLog::open_with_head(
         Arc::clone(&store),
         key,
         DEFAULT_CHECKPOINT_EVERY,
+        Some(head),
     )?);
     let claimed = Arc::new(AtomicU64::new(0));
     let start = Instant::now();

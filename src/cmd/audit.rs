@@ -18,10 +18,16 @@ use serde_json::{Value, json};
 /// Audit commands.
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Verify the hash chain and signed checkpoints; names the first broken
-    /// record. Offline from `--home` (the connector stopped), or through a
-    /// running connector with `--connector`.
-    Verify(Target),
+    /// Verify the hash chain, the signed checkpoints and the signed head;
+    /// names the first broken or missing record. Offline from `--home` (the
+    /// connector stopped), or through a running connector with
+    /// `--connector`. With `--receipts` and `--checkpoints` (offline), also
+    /// checks that the log holds what consumers' receipts and exported
+    /// checkpoints prove.
+    Verify(VerifyArgs),
+    /// Export the signed checkpoints and head of a log (offline, from
+    /// `--home`), one JSON object per line, to keep or publish elsewhere.
+    Checkpoints(CheckpointsArgs),
     /// List audit records, newest first, with filters and pages.
     List(ListArgs),
     /// Usage figures per dataset, consumer and purpose; refusals by rule.
@@ -45,6 +51,34 @@ pub struct Target {
     /// The admin token [default: the home's `admin.token`].
     #[arg(long, value_name = "TOKEN")]
     token: Option<String>,
+}
+
+/// Arguments of `dataspace audit verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    target: Target,
+    /// A folder of receipts a consumer kept (`*.jws` files, one receipt
+    /// each, as `dataspace receipts export` writes them): each must name a
+    /// record the log holds. Needs `--home`.
+    #[arg(long, value_name = "DIR")]
+    receipts: Option<PathBuf>,
+    /// A file of exported checkpoints (`dataspace audit checkpoints`, or
+    /// `audit export --kind checkpoint --format jsonl`): each must be in the
+    /// log. Needs `--home`.
+    #[arg(long, value_name = "FILE")]
+    checkpoints: Option<PathBuf>,
+}
+
+/// Arguments of `dataspace audit checkpoints`.
+#[derive(Debug, Args)]
+pub struct CheckpointsArgs {
+    /// The connector's home folder (the connector stopped).
+    #[arg(long, value_name = "DIR")]
+    home: PathBuf,
+    /// The file to write [default: stdout].
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
 }
 
 /// Which records.
@@ -250,7 +284,8 @@ impl AuditCommand {
     /// Runs the command.
     pub fn run(self) -> Result<()> {
         match self {
-            Self::Verify(target) => verify(&target),
+            Self::Verify(args) => verify(&args),
+            Self::Checkpoints(args) => checkpoints(&args),
             Self::List(args) => runtime()?.block_on(list(&args)),
             Self::Usage(args) => runtime()?.block_on(usage(&args)),
             Self::Sql(args) => runtime()?.block_on(sql(&args)),
@@ -259,7 +294,11 @@ impl AuditCommand {
     }
 }
 
-fn verify(target: &Target) -> Result<()> {
+fn verify(args: &VerifyArgs) -> Result<()> {
+    if args.receipts.is_some() || args.checkpoints.is_some() {
+        return verify_against(args);
+    }
+    let target = &args.target;
     let (summary, intact, place) = match (&target.connector, &target.home) {
         (None, Some(home)) => {
             let report = connector::audit::verify_home(home)?;
@@ -282,6 +321,162 @@ fn verify(target: &Target) -> Result<()> {
     println!("{summary}");
     if !intact {
         bail!("the audit log of `{place}` is broken");
+    }
+    Ok(())
+}
+
+/// `audit verify --home H --receipts DIR --checkpoints FILE`.
+fn verify_against(args: &VerifyArgs) -> Result<()> {
+    let (Some(home), None) = (&args.target.home, &args.target.connector) else {
+        bail!(
+            "`--receipts` and `--checkpoints` check a log offline: give `--home DIR` (the connector stopped), not `--connector`"
+        );
+    };
+    let receipts = match &args.receipts {
+        Some(dir) => read_receipts(dir)?,
+        None => Vec::new(),
+    };
+    let checkpoints = match &args.checkpoints {
+        Some(file) => read_checkpoints(file)?,
+        None => Vec::new(),
+    };
+    let (report, evidence) = connector::audit::verify_home_against(home, &receipts, &checkpoints)?;
+    println!("{report}");
+    println!(
+        "evidence: {} receipts, {} checkpoints read: {evidence}",
+        receipts.len(),
+        checkpoints.len()
+    );
+    if !report.is_intact() {
+        bail!("the audit log of `{}` is broken", home.display());
+    }
+    if !evidence.contradicted.is_empty() {
+        bail!(
+            "the audit log of `{}` does not hold what {} pieces of evidence prove: it was cut short or rewritten",
+            home.display(),
+            evidence.contradicted.len()
+        );
+    }
+    if !evidence.admitted_lost.is_empty() {
+        bail!(
+            "the audit log of `{}` lost {} records that receipts or checkpoints name (admitted by a signed recovery)",
+            home.display(),
+            evidence.admitted_lost.len()
+        );
+    }
+    Ok(())
+}
+
+/// Most evidence files read (receipts or checkpoint lines).
+const MAX_EVIDENCE: usize = 10_000_000;
+
+/// Largest receipt file read, in bytes.
+const MAX_RECEIPT_BYTES: u64 = 1024 * 1024;
+
+/// The `*.jws` files of `dir`, in name order.
+fn read_receipts(dir: &std::path::Path) -> Result<Vec<connector::audit::Evidence>> {
+    let entries =
+        std::fs::read_dir(dir).with_context(|| format!("cannot read `{}`", dir.display()))?;
+    let mut paths = Vec::new();
+    for entry in entries {
+        let path = entry
+            .with_context(|| format!("cannot read `{}`", dir.display()))?
+            .path();
+        if path.extension().is_some_and(|e| e == "jws") {
+            paths.push(path);
+        }
+        if paths.len() > MAX_EVIDENCE {
+            bail!("more than {MAX_EVIDENCE} receipts in `{}`", dir.display());
+        }
+    }
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|path| {
+            let size = std::fs::metadata(&path)
+                .with_context(|| format!("cannot read `{}`", path.display()))?
+                .len();
+            if size > MAX_RECEIPT_BYTES {
+                bail!(
+                    "`{}` is {size} bytes: not a receipt (at most {MAX_RECEIPT_BYTES})",
+                    path.display()
+                );
+            }
+            let jws = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read `{}`", path.display()))?;
+            Ok(connector::audit::Evidence {
+                source: path.display().to_string(),
+                jws: jws.trim().to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// The checkpoints of a file: one per line, a bare JWS, or a JSON object
+/// with the JWS under `jws` (as `audit checkpoints` writes) or `detail` (an
+/// exported checkpoint record). Lines with neither are skipped.
+fn read_checkpoints(file: &std::path::Path) -> Result<Vec<connector::audit::Evidence>> {
+    use std::io::BufRead;
+    let reader = std::io::BufReader::new(
+        std::fs::File::open(file).with_context(|| format!("cannot read `{}`", file.display()))?,
+    );
+    let mut out = Vec::new();
+    for (n, line) in reader.lines().enumerate() {
+        let line = line.with_context(|| format!("cannot read `{}`", file.display()))?;
+        let line = line.trim();
+        let jws = if line.starts_with('{') {
+            let value: Value = serde_json::from_str(line)
+                .with_context(|| format!("`{}` line {} is not JSON", file.display(), n + 1))?;
+            match (&value["jws"], &value["detail"], &value["kind"]) {
+                (Value::String(jws), _, _) => jws.clone(),
+                (_, Value::String(jws), Value::String(kind)) if kind == "checkpoint" => jws.clone(),
+                _ => continue,
+            }
+        } else if line.is_empty() {
+            continue;
+        } else {
+            line.to_owned()
+        };
+        out.push(connector::audit::Evidence {
+            source: format!("{} line {}", file.display(), n + 1),
+            jws,
+        });
+        if out.len() > MAX_EVIDENCE {
+            bail!(
+                "more than {MAX_EVIDENCE} checkpoints in `{}`",
+                file.display()
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// `audit checkpoints`.
+fn checkpoints(args: &CheckpointsArgs) -> Result<()> {
+    let (checkpoints, head) = connector::audit::checkpoints_home(&args.home)?;
+    let mut text = String::new();
+    for (seq, jws) in &checkpoints {
+        let _ = writeln!(
+            text,
+            "{}",
+            json!({ "kind": "checkpoint", "seq": seq, "jws": jws })
+        );
+    }
+    if let Some(head) = &head {
+        let _ = writeln!(text, "{}", json!({ "kind": "head", "head": head }));
+    }
+    match &args.out {
+        Some(path) => {
+            std::fs::write(path, &text)
+                .with_context(|| format!("cannot write `{}`", path.display()))?;
+            eprintln!(
+                "{} checkpoints{} written to `{}`",
+                checkpoints.len(),
+                if head.is_some() { " and the head" } else { "" },
+                path.display()
+            );
+        }
+        None => print!("{text}"),
     }
     Ok(())
 }

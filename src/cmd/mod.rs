@@ -57,6 +57,10 @@ enum Command {
     Negotiate(participant::NegotiateArgs),
     /// Query a provider's dataset under an agreement (consumer).
     Query(participant::QueryArgs),
+    /// Export the receipts a consumer kept, for a data officer to check a
+    /// provider's log against (consumer).
+    #[command(subcommand)]
+    Receipts(participant::ReceiptsCommand),
     /// Read, verify, query and export the audit log (owner and data officers).
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -93,6 +97,7 @@ impl Cli {
             Command::Agreement(command) => command.run(),
             Command::Negotiate(args) => participant::run_negotiate(&args),
             Command::Query(args) => participant::run_query(&args),
+            Command::Receipts(command) => command.run(),
             Command::Audit(command) => command.run(),
             Command::Bench(args) => bench::run(&args),
             Command::Demo(args) => demo::run(&args),

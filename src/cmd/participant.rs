@@ -86,7 +86,22 @@ pub fn run_init(args: &InitArgs) -> Result<()> {
 #[derive(Debug, Subcommand)]
 pub enum ConnectorCommand {
     /// Run the connector's HTTP API until interrupted (Ctrl-C).
-    Serve(HomeArgs),
+    Serve(ServeArgs),
+}
+
+/// Arguments of `dataspace connector serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The connector's home folder.
+    #[arg(long, value_name = "DIR")]
+    home: PathBuf,
+    /// Start even though the audit log is broken (damaged, cut short, or not
+    /// what its signed head says): export the records from the first broken
+    /// one on to `HOME/audit-lost-*.jsonl`, remove them, and append a signed
+    /// `recovered` record naming what was lost. Without it, the connector
+    /// refuses to start on a broken log.
+    #[arg(long)]
+    recover_audit: bool,
 }
 
 /// A home folder.
@@ -101,13 +116,40 @@ impl ConnectorCommand {
     /// Runs the command.
     pub fn run(self) -> Result<()> {
         match self {
-            Self::Serve(args) => runtime()?.block_on(serve(&args.home)),
+            Self::Serve(args) => runtime()?.block_on(serve(&args.home, args.recover_audit)),
         }
     }
 }
 
-async fn serve(home: &Path) -> Result<()> {
-    let connector = Arc::new(Connector::open(home)?);
+async fn serve(home: &Path, recover_audit: bool) -> Result<()> {
+    let connector = if recover_audit {
+        let (connector, recovery) = Connector::open_recovering(home)?;
+        match recovery {
+            Some(done) => {
+                let c = &done.claims;
+                let lost = match c.lost_to {
+                    Some(to) => format!("records #{}..=#{to} are lost", c.lost_from),
+                    None => format!("nothing is known lost after #{}", c.lost_from),
+                };
+                eprintln!(
+                    "audit log recovered: {}; {lost}; signed `recovered` record #{}",
+                    c.reason, c.seq
+                );
+                if let Some(path) = &done.exported {
+                    eprintln!(
+                        "the {} records removed are in `{}`",
+                        c.removed,
+                        path.display()
+                    );
+                }
+            }
+            None => eprintln!("the audit log is intact: nothing to recover"),
+        }
+        connector
+    } else {
+        Connector::open(home)?
+    };
+    let connector = Arc::new(connector);
     let listen = connector.config().listen.clone();
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
@@ -519,4 +561,72 @@ pub fn run_query(a: &QueryArgs) -> Result<()> {
         );
         Ok(())
     })
+}
+
+/// The consumer's receipts.
+#[derive(Debug, Subcommand)]
+pub enum ReceiptsCommand {
+    /// Write every kept receipt to a folder, one `*.jws` file each, for a
+    /// data officer's `dataspace audit verify --home PROVIDER_HOME --receipts DIR`.
+    Export(ReceiptsExportArgs),
+}
+
+/// Arguments of `dataspace receipts export`.
+#[derive(Debug, Args)]
+pub struct ReceiptsExportArgs {
+    /// The consumer's home folder.
+    #[arg(long, value_name = "DIR")]
+    home: PathBuf,
+    /// The folder to write to (created; existing receipts are kept).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Only the receipts of this provider.
+    #[arg(long, value_name = "ID")]
+    provider: Option<String>,
+}
+
+impl ReceiptsCommand {
+    /// Runs the command.
+    pub fn run(self) -> Result<()> {
+        let Self::Export(a) = self;
+        runtime()?.block_on(async {
+            let connector = Connector::open(&a.home)?;
+            std::fs::create_dir_all(&a.out)
+                .with_context(|| format!("cannot create `{}`", a.out.display()))?;
+            let mut written = 0;
+            for receipt in connector.all_receipts()? {
+                let r = receipt.payload();
+                if a.provider.as_ref().is_some_and(|p| *p != r.provider) {
+                    continue;
+                }
+                let name = format!(
+                    "{}-{}-{:020}.jws",
+                    safe_name(&r.provider),
+                    safe_name(&r.agreement_id),
+                    r.audit_seq
+                );
+                let path = a.out.join(name);
+                std::fs::write(&path, format!("{}\n", receipt.jws()))
+                    .with_context(|| format!("cannot write `{}`", path.display()))?;
+                written += 1;
+            }
+            connector.close().await;
+            println!("{written} receipts written to `{}`", a.out.display());
+            Ok(())
+        })
+    }
+}
+
+/// `id` with every character but letters, digits, `-` and `_` replaced, for
+/// a file name.
+fn safe_name(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
