@@ -3,8 +3,8 @@
 //!
 //! A chain cannot prove that nothing was cut from its end, and sled treats a
 //! damaged log entry like a torn write: it opens on a shorter log without a
-//! word. So after every group commit the writer replaces `HOME/audit-head.jws`,
-//! a compact JWS (`typ` [`HEAD_TYP`], the connector's Ed25519 key) over
+//! word. So after every group commit the writer rewrites `HOME/audit-head.jws`
+//! in place, a compact JWS (`typ` [`HEAD_TYP`], the connector's Ed25519 key) over
 //! [`HeadClaims`]: the last record's `seq`, its hash and the record count.
 //! The head is written after the batch is durable and before any appender of
 //! the batch is answered, so every record a receipt names is at or below it.
@@ -17,9 +17,9 @@
 //! exactly one batch behind is indistinguishable from that crash; an older
 //! one is caught.
 
-use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use policy::jws::{sign_jws, verify_jws};
 use policy::keys::{KeyPair, PublicKey};
@@ -65,10 +65,16 @@ pub enum HeadState {
     Valid(HeadClaims),
 }
 
+/// Bytes of the head file: the JWS, padded with spaces. Written in place at
+/// a fixed size, so that a replacement is one `pwrite` of one block, with
+/// no file created or renamed per batch.
+const HEAD_BYTES: usize = 1024;
+
 /// Writes the signed head after each batch.
 pub struct HeadWriter {
     path: PathBuf,
     key: Arc<KeyPair>,
+    file: Mutex<Option<std::fs::File>>,
 }
 
 impl std::fmt::Debug for HeadWriter {
@@ -82,7 +88,11 @@ impl std::fmt::Debug for HeadWriter {
 impl HeadWriter {
     /// A writer of the head file `path`, signing with `key`.
     pub fn new(path: PathBuf, key: Arc<KeyPair>) -> Self {
-        Self { path, key }
+        Self {
+            path,
+            key,
+            file: Mutex::new(None),
+        }
     }
 
     /// The head file.
@@ -90,9 +100,13 @@ impl HeadWriter {
         &self.path
     }
 
-    /// Replaces the head with one naming `last`: written to a temporary file,
-    /// synced, then renamed over the old head, so a crash leaves either the
-    /// old head or the new one, never a torn file.
+    /// Replaces the head with one naming `last`, in place: one write of
+    /// [`HEAD_BYTES`] at offset 0. The write is in the page cache when this
+    /// returns, so it survives the process being killed (like sled's own
+    /// flush); it is not synced to the device per batch (that cost 3 to 4
+    /// times the append rate of one appender). After a power cut the head
+    /// may be older than the log or torn: the log is then reported broken
+    /// and the owner's recovery signs what it found.
     pub fn write(&self, last: &AuditRecord) -> Result<()> {
         let claims = HeadClaims {
             seq: last.seq,
@@ -100,18 +114,39 @@ impl HeadWriter {
             count: last.seq + 1,
         };
         let jws = sign_jws(HEAD_TYP, false, &claims, &self.key)?;
-        let tmp = self.path.with_extension("jws.tmp");
         let io = |e: std::io::Error| {
             AuditError::store(format!(
                 "cannot write the audit head `{}`: {e}",
                 self.path.display()
             ))
         };
-        let mut file = std::fs::File::create(&tmp).map_err(io)?;
-        file.write_all(jws.as_bytes()).map_err(io)?;
-        file.sync_data().map_err(io)?;
-        drop(file);
-        std::fs::rename(&tmp, &self.path).map_err(io)
+        if jws.len() >= HEAD_BYTES {
+            return Err(AuditError::Encode(format!(
+                "a signed head of {} bytes does not fit in {HEAD_BYTES}",
+                jws.len()
+            )));
+        }
+        let mut block = jws.into_bytes();
+        block.resize(HEAD_BYTES - 1, b' ');
+        block.push(b'\n');
+        let mut file = self
+            .file
+            .lock()
+            .map_err(|_| AuditError::store("the audit head lock is poisoned"))?;
+        if file.is_none() {
+            let opened = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&self.path)
+                .map_err(io)?;
+            opened.set_len(HEAD_BYTES as u64).map_err(io)?;
+            *file = Some(opened);
+        }
+        match file.as_ref() {
+            Some(file) => file.write_all_at(&block, 0).map_err(io),
+            None => Err(AuditError::store("the audit head is not open")),
+        }
     }
 }
 
