@@ -410,4 +410,90 @@ mod tests {
         assert_eq!(host_of("telemetry_2026"), "telemetry_2026");
         assert_eq!(host_of("A b"), "x-412062");
     }
+
+    fn rows_policy() -> policy::model::UsagePolicy {
+        policy::model::UsagePolicy::from_json_str(
+            r#"{"type": "UsagePolicy", "version": 1, "id": "p", "issuer": "x",
+                "target": {"dataset": "readings"}, "purposes": ["test"],
+                "validity": {"not_before": "2020-01-01T00:00:00Z", "not_after": "2099-01-01T00:00:00Z"},
+                "access": "rows", "columns": {"x": "measure"}}"#,
+        )
+        .unwrap()
+    }
+
+    async fn engine_over(layout: &Layout, path: &Path) -> crate::engine::GovernedEngine {
+        let limits = crate::engine::ExecutionLimits::default();
+        let mut engine = crate::engine::GovernedEngine::new(limits).unwrap();
+        let roots = [layout.root.path().to_path_buf()];
+        engine
+            .add_dataset(rows_policy(), path, &roots)
+            .await
+            .unwrap();
+        engine
+    }
+
+    fn assert_refused(result: Result<crate::engine::Answer>, path: &str) {
+        match result {
+            Err(Error::OutsideRoots(refusal)) => {
+                assert_eq!(
+                    (refusal.dataset.as_str(), refusal.path.as_str()),
+                    ("readings", path)
+                );
+            }
+            Err(other) => panic!("refused otherwise: {other}"),
+            Ok(answer) => panic!("answered {} rows", answer.rows),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_query_over_a_file_swapped_for_a_link_is_refused_each_time() {
+        let layout = layout();
+        let file = layout.root.path().join("data/a.csv");
+        let engine = engine_over(&layout, &file).await;
+        let sql = "SELECT x FROM readings";
+        let now = chrono::Utc::now();
+        assert_eq!(engine.query(sql, now).await.unwrap().rows, 1);
+        std::fs::remove_file(&file).unwrap();
+        symlink(layout.outside.path().join("secret.csv"), &file).unwrap();
+        // The cached plan too reads the files afresh, through the check.
+        assert_refused(engine.query(sql, now).await, "data/a.csv");
+        assert_refused(
+            engine.query("SELECT sum(x) AS s FROM readings", now).await,
+            "data/a.csv",
+        );
+        // Mended: the file itself again.
+        std::fs::remove_file(&file).unwrap();
+        std::fs::write(&file, "x\n5\n").unwrap();
+        assert_eq!(engine.query(sql, now).await.unwrap().rows, 1);
+    }
+
+    #[tokio::test]
+    async fn a_link_added_to_a_folder_after_its_listing_is_never_read() {
+        let layout = layout();
+        let folder = layout.root.path().join("data");
+        // The engine lists the folder when the dataset is added and keeps
+        // that listing: a file added later is not read at all.
+        let engine = engine_over(&layout, &folder).await;
+        symlink(
+            layout.outside.path().join("secret.csv"),
+            folder.join("b.csv"),
+        )
+        .unwrap();
+        let sql = "SELECT x FROM readings";
+        let answer = engine.query(sql, chrono::Utc::now()).await.unwrap();
+        let text = datafusion::arrow::util::pretty::pretty_format_batches(&answer.batches)
+            .unwrap()
+            .to_string();
+        assert_eq!(answer.rows, 1, "{text}");
+        assert!(!text.contains("999"), "{text}");
+        // An engine that lists the folder with the link in it refuses.
+        let fresh = crate::engine::GovernedEngine::new(crate::engine::ExecutionLimits::default());
+        let mut fresh = fresh.unwrap();
+        let roots = [layout.root.path().to_path_buf()];
+        let added = fresh.add_dataset(rows_policy(), &folder, &roots).await;
+        assert!(
+            matches!(&added, Err(Error::OutsideRoots(r)) if r.path == "data/b.csv"),
+            "{added:?}"
+        );
+    }
 }
