@@ -2802,7 +2802,8 @@ fn enforcer_holds_over_generated_queries() {
             ..ExecutionLimits::default()
         };
         let mut engine = GovernedEngine::new(limits).unwrap();
-        engine.add_dataset(policy, &csv).await.unwrap();
+        let roots = [connector::rooted::own_folder(&csv)];
+        engine.add_dataset(policy, &csv, &roots).await.unwrap();
         let raw = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
         // The raw twin: the same modified file, read once into memory (a
         // faster twin than a CSV scan per reference query).

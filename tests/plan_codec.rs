@@ -22,7 +22,11 @@ async fn engine(rows_mode: bool) -> GovernedEngine {
     let policy = support::redteam_policy(rows_mode);
     let mut engine = GovernedEngine::new(ExecutionLimits::default()).unwrap();
     engine
-        .add_dataset(policy, &support::shared("telemetry.csv"))
+        .add_dataset(
+            policy,
+            &support::shared("telemetry.csv"),
+            &[support::shared("")],
+        )
         .await
         .unwrap();
     engine

@@ -49,7 +49,11 @@ async fn enforcement_per_query() {
     .unwrap();
     let mut engine = GovernedEngine::new(ExecutionLimits::default()).unwrap();
     engine
-        .add_dataset(policy, &dir.join("telemetry.csv"))
+        .add_dataset(
+            policy,
+            &dir.join("telemetry.csv"),
+            std::slice::from_ref(&dir),
+        )
         .await
         .unwrap();
     let cases = read_cases(&dir.join("cases.toml")).unwrap();

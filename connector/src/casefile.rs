@@ -110,7 +110,14 @@ impl CaseRunner {
         engine: GovernedEngine,
         tables: Vec<(String, Arc<dyn TableProvider>)>,
     ) -> Result<Self> {
-        let raw = SessionContext::new();
+        // The tables read their files through stores in the engine's
+        // runtime (`crate::rooted`): the raw session shares it.
+        let raw = SessionContext::new_with_state(
+            datafusion::execution::session_state::SessionStateBuilder::new()
+                .with_default_features()
+                .with_runtime_env(Arc::clone(engine.state().runtime_env()))
+                .build(),
+        );
         let mut text_values = BTreeSet::new();
         for (name, table) in tables {
             raw.register_table(TableReference::bare(name.as_str()), table)

@@ -31,7 +31,9 @@ pub struct ConnectorConfig {
     /// offers (`DATASPACE_PUBLIC_URL`). Default: `http://<listen>`.
     pub public_url: Option<String>,
     /// Folders datasets may be registered from; nothing outside them
-    /// (`DATASPACE_DATA_ROOTS`, separated by `:`).
+    /// (`DATASPACE_DATA_ROOTS`, separated by `:`). Every file a dataset
+    /// reads is checked to really lie under one, at registration and at
+    /// every scan (`crate::rooted`).
     pub data_roots: Vec<PathBuf>,
     /// The trusted authority (`{"id", "jwk"}`, from `authority init`).
     pub authority_file: PathBuf,

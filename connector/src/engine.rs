@@ -16,7 +16,7 @@
 //! small queries in flight, the cores are better spent on other queries
 //! than on splitting and merging a few milliseconds of work.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -228,9 +228,15 @@ impl GovernedEngine {
     }
 
     /// Registers the dataset at `path` under `policy`, after checking the
-    /// policy against the dataset's schema.
-    pub async fn add_dataset(&mut self, policy: UsagePolicy, path: &Path) -> Result<()> {
-        let table = tables::open_table(&self.state, policy.dataset(), path).await?;
+    /// policy against the dataset's schema; its files are read only where
+    /// they really lie under `roots`.
+    pub async fn add_dataset(
+        &mut self,
+        policy: UsagePolicy,
+        path: &Path,
+        roots: &[PathBuf],
+    ) -> Result<()> {
+        let table = tables::open_table(&self.state, policy.dataset(), path, roots).await?;
         self.register_provider(policy, table)
     }
 
@@ -406,7 +412,7 @@ impl GovernedEngine {
             let context = Arc::new(TaskContext::from(&self.state));
             let batches = datafusion::physical_plan::collect(Arc::clone(&plan), context)
                 .await
-                .map_err(execution_error)?;
+                .map_err(engine_error)?;
             Ok::<_, Error>((batches, scanned_rows(&plan)))
         };
         let (batches, scanned) = match tokio::time::timeout(self.limits.timeout, work).await {
@@ -486,7 +492,7 @@ async fn physical(state: &SessionState, plan: &LogicalPlan) -> Result<Arc<dyn Ex
         .query_planner()
         .create_physical_plan(plan, state)
         .await
-        .map_err(execution_error)?;
+        .map_err(engine_error)?;
     if let Err(refusal) = verify_physical_plan(&physical) {
         tracing::warn!(
             "refused a plan that breaks a barrier: {refusal}\n{}",
@@ -560,6 +566,19 @@ fn default_schema(state: &SessionState) -> Option<Arc<dyn datafusion::catalog::S
         .catalog_list()
         .catalog(&options.catalog.default_catalog)?
         .schema(&options.catalog.default_schema)
+}
+
+/// An error of planning or running a query: a dataset file refused outside
+/// the data roots as it is (it names a path, never a value), anything else
+/// as [`execution_error`].
+fn engine_error(e: datafusion::error::DataFusionError) -> Error {
+    match crate::rooted::outside_roots_in(&e) {
+        Some(refusal) => {
+            tracing::warn!("refused a read outside the data roots: {refusal}");
+            Error::OutsideRoots(refusal.clone())
+        }
+        None => execution_error(e),
+    }
 }
 
 /// An engine error as the consumer sees it: logged under a fresh id, and
@@ -755,7 +774,7 @@ mod tests {
         std::fs::write(&path, csv).unwrap();
         let mut engine = GovernedEngine::new(ExecutionLimits::default()).unwrap();
         engine
-            .add_dataset(policy("readings", 100), &path)
+            .add_dataset(policy("readings", 100), &path, &[dir.path().to_path_buf()])
             .await
             .unwrap();
         let sql = "SELECT site, sum(value) AS total FROM readings GROUP BY site ORDER BY site";

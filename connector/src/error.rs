@@ -22,6 +22,10 @@ pub enum Error {
         path: String,
         reason: String,
     },
+    /// A dataset file leads outside the data roots (a link, or a file
+    /// swapped for one); nothing of it was read.
+    #[error(transparent)]
+    OutsideRoots(#[from] crate::rooted::OutsideRoots),
     /// A case file could not be read.
     #[error("cannot read the case file `{path}`: {reason}")]
     CaseFile { path: String, reason: String },

@@ -173,7 +173,10 @@ impl Connector {
             .await?
         {
             Some(table) => engine.register_provider(policy, table)?,
-            None => engine.add_dataset(policy, &dataset.path).await?,
+            None => {
+                let roots = &self.config.data_roots;
+                engine.add_dataset(policy, &dataset.path, roots).await?;
+            }
         }
         let engine = Arc::new(engine);
         if let Ok(mut engines) = self.engines.lock() {
@@ -209,7 +212,8 @@ impl Connector {
             return Ok(None);
         }
         let started = Instant::now();
-        let files = tables::open_table(engine.state(), id, path).await?;
+        let roots = &self.config.data_roots;
+        let files = tables::open_table(engine.state(), id, path, roots).await?;
         let table = tables::in_memory(engine.state(), id, files).await?;
         tracing::info!(dataset = %id, bytes, ms = elapsed_ms(started), "dataset held in memory");
         let table: Arc<dyn datafusion::catalog::TableProvider> = table;

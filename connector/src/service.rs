@@ -164,7 +164,8 @@ impl Connector {
         check_dataset_id(&spec.id)?;
         let path = resolve_under_roots(&spec.path, &self.config.data_roots)?;
         let probe = GovernedEngine::new(ExecutionLimits::default())?;
-        let table = tables::open_table(probe.state(), &spec.id, &path).await?;
+        let roots = &self.config.data_roots;
+        let table = tables::open_table(probe.state(), &spec.id, &path, roots).await?;
         let rows = tables::count_rows(probe.state(), Arc::clone(&table)).await?;
         let dataset = Dataset {
             title: if spec.title.is_empty() {
@@ -217,7 +218,8 @@ impl Connector {
         })?;
         let record = DatasetRegistry::new(self.store.as_ref()).get(dataset)?;
         let probe = GovernedEngine::new(ExecutionLimits::default())?;
-        let table = tables::open_table(probe.state(), dataset, &record.path).await?;
+        let roots = &self.config.data_roots;
+        let table = tables::open_table(probe.state(), dataset, &record.path, roots).await?;
         policy.validate_against_schema(&table.schema())?;
         let offer = sign_offer(
             offer_id,

@@ -31,10 +31,12 @@ impl InProcess {
             .await
             .with_context(|| format!("cannot open `{location}` in DataFusion"))?;
         let mut rows = GovernedEngine::new(ExecutionLimits::default())?;
-        rows.add_dataset(policy(Mode::Rows, dataset)?, dir).await?;
+        let roots = [dir.to_path_buf()];
+        rows.add_dataset(policy(Mode::Rows, dataset)?, dir, &roots)
+            .await?;
         let mut aggregate = GovernedEngine::new(ExecutionLimits::default())?;
         aggregate
-            .add_dataset(policy(Mode::Aggregate, dataset)?, dir)
+            .add_dataset(policy(Mode::Aggregate, dataset)?, dir, &roots)
             .await?;
         Ok(Self {
             raw,
@@ -98,7 +100,8 @@ pub fn policy(mode: Mode, dataset: &str) -> Result<UsagePolicy> {
 /// a dataset under `memory_table_bytes`).
 pub async fn cached_table(dir: &Path) -> Result<Arc<MemTable>> {
     let state = policy::sql::governed_state(policy::sql::governed_config());
-    let files = connector::tables::open_table(&state, "cached", dir).await?;
+    let roots = [dir.to_path_buf()];
+    let files = connector::tables::open_table(&state, "cached", dir, &roots).await?;
     Ok(connector::tables::in_memory(&state, "cached", files).await?)
 }
 

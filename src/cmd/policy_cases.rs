@@ -83,7 +83,9 @@ async fn load(policies: &[PathBuf], tables: &[(String, PathBuf)]) -> Result<Load
     let mut engine = GovernedEngine::new(ExecutionLimits::default())?;
     let mut raw_tables = Vec::new();
     for (name, path) in tables {
-        let provider = open_table(engine.state(), name, path).await?;
+        // A local tool: each table is confined to its own folder.
+        let roots = [connector::rooted::own_folder(path)];
+        let provider = open_table(engine.state(), name, path, &roots).await?;
         if let Some(i) = policies.iter().position(|p| p.dataset() == name) {
             engine.register_provider(policies.swap_remove(i), Arc::clone(&provider))?;
         }

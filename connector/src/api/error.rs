@@ -49,7 +49,9 @@ impl From<Error> for ApiError {
                 Self::client(StatusCode::BAD_REQUEST, error.to_string(), Some(field))
             }
             Error::NotFound { .. } => Self::client(StatusCode::NOT_FOUND, error.to_string(), None),
-            Error::Forbidden(_) => Self::client(StatusCode::FORBIDDEN, error.to_string(), None),
+            Error::Forbidden(_) | Error::OutsideRoots(_) => {
+                Self::client(StatusCode::FORBIDDEN, error.to_string(), None)
+            }
             Error::Conflict(_) => Self::client(StatusCode::CONFLICT, error.to_string(), None),
             Error::Table { .. } => {
                 Self::client(StatusCode::BAD_REQUEST, error.to_string(), Some("path"))
