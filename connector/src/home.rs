@@ -7,7 +7,7 @@
 //! HOME/authority.json       the trusted authority (id and public key)
 //! HOME/credential.jws       the membership credential the authority issued
 //! HOME/admin.token          the owner's admin token (mode 0600)
-//! HOME/store/               datasets, offers, negotiations, quotas (sled)
+//! HOME/store/               datasets, offers, negotiations, used request-token ids (sled)
 //! HOME/audit/               the audit log (sled)
 //! ```
 
@@ -115,12 +115,14 @@ pub fn open(home: &Path) -> Result<Connector> {
         .to_owned();
     let authority: TrustedAuthority = read_json(&home.join(&config.authority_file))?;
     let store = Arc::new(SledStore::open(&home.join("store"))?);
+    let replay = Arc::new(store.replay_guard(crate::service::now())?);
     let audit_store = Arc::new(SledAuditStore::open(&home.join("audit"))?);
     let audit = AuditLog::open(audit_store, Arc::clone(&key), config.checkpoint_every)?;
     let token = std::fs::read_to_string(home.join(ADMIN_TOKEN)).map_err(|e| io(home, &e))?;
     Connector::new(Parts {
         config,
         store,
+        replay,
         key,
         credential,
         authority,

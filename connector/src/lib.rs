@@ -19,6 +19,7 @@ pub mod offers;
 pub mod officer;
 pub mod publication;
 pub mod query;
+pub mod replay;
 pub mod server;
 pub mod service;
 pub mod store;

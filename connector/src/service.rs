@@ -12,7 +12,7 @@ use policy::document::{DocumentKind, SignedDocument};
 use policy::keys::KeyPair;
 use policy::memo::Memo;
 use policy::model::UsagePolicy;
-use policy::replay::InMemoryReplayGuard;
+use policy::replay::ReplayGuard;
 use policy::token::{TokenVerifier, VerifiedCaller};
 
 use crate::audit::{AuditEntry, AuditLog, RecordKind};
@@ -30,8 +30,11 @@ use crate::{Error, Result, tables};
 pub struct Parts {
     /// The configuration.
     pub config: ConnectorConfig,
-    /// Datasets, offers, negotiations, quotas.
+    /// Datasets, offers, negotiations.
     pub store: Arc<dyn Store>,
+    /// Where used request-token ids are remembered until they expire
+    /// (durable in a home: [`crate::replay::SledReplayGuard`]).
+    pub replay: Arc<dyn ReplayGuard>,
     /// The participant's signing key.
     pub key: Arc<KeyPair>,
     /// The participant's membership credential (JWS).
@@ -50,7 +53,7 @@ pub struct Connector {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) key: Arc<KeyPair>,
     pub(crate) credential: String,
-    pub(crate) verifier: TokenVerifier,
+    pub(crate) verifier: Arc<TokenVerifier>,
     pub(crate) audit: Arc<AuditLog>,
     pub(crate) engines: Mutex<HashMap<String, Arc<GovernedEngine>>>,
     /// Agreements whose signature verified and that match the one on
@@ -94,11 +97,8 @@ impl Connector {
                 ),
             });
         }
-        let mut verifier = TokenVerifier::new(
-            parts.authority,
-            parts.config.id.clone(),
-            Arc::new(InMemoryReplayGuard::new()),
-        );
+        let mut verifier =
+            TokenVerifier::new(parts.authority, parts.config.id.clone(), parts.replay);
         verifier.skew_secs = parts.config.clock_skew_secs;
         let quota = Mutex::new(crate::query::charges_in(parts.audit.store().as_ref())?);
         Ok(Self {
@@ -106,7 +106,7 @@ impl Connector {
             store: parts.store,
             key: parts.key,
             credential: parts.credential,
-            verifier,
+            verifier: Arc::new(verifier),
             audit: parts.audit,
             engines: Mutex::new(HashMap::new()),
             agreements: Memo::new(AGREEMENTS_KEPT),
@@ -142,9 +142,16 @@ impl Connector {
         &self.audit
     }
 
-    /// Verifies a caller's request token and credential.
-    pub fn authenticate(&self, token: &str, credential: &str) -> Result<VerifiedCaller> {
-        Ok(self.verifier.verify(token, credential, now())?)
+    /// Verifies a caller's request token and credential. The token's id
+    /// is remembered (durably, in a home) before this returns; the work,
+    /// a flush included, runs on a blocking thread.
+    pub async fn authenticate(&self, token: &str, credential: &str) -> Result<VerifiedCaller> {
+        let verifier = Arc::clone(&self.verifier);
+        let (token, credential) = (token.to_owned(), credential.to_owned());
+        tokio::task::spawn_blocking(move || verifier.verify(&token, &credential, now()))
+            .await
+            .map_err(|e| Error::Storage(format!("the token check did not finish: {e}")))?
+            .map_err(Error::from)
     }
 
     /// Whether `token` is the owner's admin token.

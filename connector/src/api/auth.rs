@@ -54,7 +54,7 @@ impl FromRequestParts<Arc<Connector>> for Caller {
                     None,
                 )
             })?;
-        Ok(Self(connector.authenticate(token, credential)?))
+        Ok(Self(connector.authenticate(token, credential).await?))
     }
 }
 
