@@ -17,6 +17,7 @@ pub mod home;
 pub mod negotiation;
 pub mod offers;
 pub mod officer;
+pub mod plan_cache;
 pub mod publication;
 pub mod query;
 pub mod replay;

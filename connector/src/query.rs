@@ -166,7 +166,7 @@ impl Connector {
             timeout: std::time::Duration::from_secs(self.config.query_timeout_secs),
             sql: self.config.sql_limits(),
         };
-        let mut engine = GovernedEngine::new(limits)?;
+        let mut engine = GovernedEngine::with_plans(limits, Arc::clone(&self.plans))?;
         let policy = agreement.policy.payload().clone();
         match self
             .memory_table(&dataset.id, &dataset.path, &engine)
@@ -271,9 +271,7 @@ impl Connector {
         request: &QueryRequest,
     ) -> Result<QueryAnswer> {
         let started = Instant::now();
-        let base = AuditEntry::new(RecordKind::QueryRefused, self.id())
-            .with_counterparty(caller.participant_id.clone())
-            .with_sql(request.sql.clone());
+        let base = self.query_entry(RecordKind::QueryRefused, caller, &request.sql);
         let (agreement, state) = match self.presented_agreement(caller, &request.agreement) {
             Ok(presented) => presented,
             Err(e) => return Err(self.audit_refusal(base, e, started).await),
@@ -368,6 +366,16 @@ impl Connector {
         }
     }
 
+    /// The start of a query's audit records: the caller and the SQL as
+    /// [`audit_sql`] bounds it.
+    fn query_entry(&self, kind: RecordKind, caller: &VerifiedCaller, sql: &str) -> AuditEntry {
+        audit_sql(
+            AuditEntry::new(kind, self.id()).with_counterparty(caller.participant_id.clone()),
+            sql,
+            self.config.audit_sql_bytes,
+        )
+    }
+
     /// Dry run: the decision and the enforced plan, without executing.
     pub async fn check(
         &self,
@@ -394,6 +402,17 @@ impl Connector {
     }
 }
 
+/// `entry` with the SQL of a query: the text up to `max` bytes, cut on a
+/// character boundary and marked when cut (`… [truncated: K of N bytes
+/// kept]`), and the `sha256:` hash of the whole text, which a receipt's
+/// `sql_hash` also names. So a record grows by at most `max` bytes plus a
+/// fixed overhead, however long the query.
+pub fn audit_sql(entry: AuditEntry, sql: &str, max: usize) -> AuditEntry {
+    entry
+        .with_sql(bounded_text(sql, max))
+        .with_sql_hash(hash_bytes(sql.as_bytes()))
+}
+
 /// Queries charged per agreement, counted from the `quota_charged` records
 /// of an audit log.
 pub fn charges_in(store: &dyn AuditStore) -> Result<HashMap<String, u64>> {
@@ -412,6 +431,17 @@ pub fn charges_in(store: &dyn AuditStore) -> Result<HashMap<String, u64>> {
     Ok(charges)
 }
 
+/// `text` cut to at most `max` bytes on a character boundary, marked when
+/// cut (`… [truncated: K of N bytes kept]`).
+pub fn bounded_text(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let cut = text.floor_char_boundary(max);
+    let head = text.get(..cut).unwrap_or_default();
+    format!("{head}… [truncated: {cut} of {} bytes kept]", text.len())
+}
+
 /// The entry with another kind.
 fn retitle(mut entry: AuditEntry, kind: RecordKind) -> AuditEntry {
     entry.kind = kind;
@@ -420,4 +450,25 @@ fn retitle(mut entry: AuditEntry, kind: RecordKind) -> AuditEntry {
 
 fn elapsed_ms(started: Instant) -> u64 {
     u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_texts_are_cut_on_a_character_boundary_and_marked() {
+        assert_eq!(bounded_text("short", 10), "short");
+        let cut = bounded_text("ééééé", 3);
+        assert!(cut.starts_with("é…"), "{cut}");
+        assert!(cut.contains("2 of 10 bytes"), "{cut}");
+        let sql = format!("SELECT '{}'", "x".repeat(10_000));
+        let entry = audit_sql(AuditEntry::new(RecordKind::QueryChecked, "p"), &sql, 100);
+        let kept = entry.sql.unwrap();
+        assert!(
+            kept.len() < 100 + 64 && kept.contains("[truncated: 100 of 10009"),
+            "{kept}"
+        );
+        assert_eq!(entry.sql_hash, Some(hash_bytes(sql.as_bytes())));
+    }
 }

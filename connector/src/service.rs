@@ -20,7 +20,7 @@ use crate::config::{Approval, ConnectorConfig};
 use crate::datasets::{
     Dataset, DatasetRegistry, DatasetSpec, check_dataset_id, describe_columns, resolve_under_roots,
 };
-use crate::engine::{ExecutionLimits, GovernedEngine};
+use crate::engine::{ExecutionLimits, GovernedEngine, Plans};
 use crate::negotiation::{self, Negotiation, NegotiationState, Negotiations};
 use crate::offers::{Offers, sign_offer};
 use crate::store::Store;
@@ -56,6 +56,8 @@ pub struct Connector {
     pub(crate) verifier: Arc<TokenVerifier>,
     pub(crate) audit: Arc<AuditLog>,
     pub(crate) engines: Mutex<HashMap<String, Arc<GovernedEngine>>>,
+    /// The prepared plans of every engine, within `plan_cache_bytes`.
+    pub(crate) plans: Arc<Plans>,
     /// Agreements whose signature verified and that match the one on
     /// record, by their JWS: an agreement never changes once signed, so
     /// its verification is done once. Whether it is still in force is read
@@ -101,6 +103,7 @@ impl Connector {
             TokenVerifier::new(parts.authority, parts.config.id.clone(), parts.replay);
         verifier.skew_secs = parts.config.clock_skew_secs;
         let quota = Mutex::new(crate::query::charges_in(parts.audit.store().as_ref())?);
+        let plans = Arc::new(Plans::new(parts.config.plan_cache_bytes));
         Ok(Self {
             config: parts.config,
             store: parts.store,
@@ -109,6 +112,7 @@ impl Connector {
             verifier: Arc::new(verifier),
             audit: parts.audit,
             engines: Mutex::new(HashMap::new()),
+            plans,
             agreements: Memo::new(AGREEMENTS_KEPT),
             memory_tables: Mutex::new(HashMap::new()),
             quota,
@@ -140,6 +144,11 @@ impl Connector {
     /// The audit log.
     pub fn audit(&self) -> &AuditLog {
         &self.audit
+    }
+
+    /// The prepared plans kept for repeated queries, of every dataset.
+    pub fn plans(&self) -> &Plans {
+        &self.plans
     }
 
     /// Verifies a caller's request token and credential. The token's id
