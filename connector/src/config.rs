@@ -69,6 +69,9 @@ pub struct ConnectorConfig {
     /// Memory all prepared plans kept for repeated queries may take, by
     /// estimate, in bytes (0: keep none).
     pub plan_cache_bytes: usize,
+    /// Most `access_refused` audit records per second for one reason; the
+    /// refusals past it are counted and the count goes into the next record.
+    pub refusal_records_per_sec: u32,
 }
 
 impl Default for ConnectorConfig {
@@ -94,12 +97,16 @@ impl Default for ConnectorConfig {
             checkpoint_every: 1000,
             audit_sql_bytes: 4096,
             plan_cache_bytes: 64 << 20,
+            refusal_records_per_sec: 10,
         }
     }
 }
 
 /// Largest `audit_sql_bytes`.
 pub const MAX_AUDIT_SQL_BYTES: usize = 1 << 20;
+
+/// Largest `refusal_records_per_sec`.
+pub const MAX_REFUSAL_RECORDS_PER_SEC: u32 = 1000;
 
 /// File name of the configuration in a home folder.
 pub const CONFIG_FILE: &str = "config.toml";
@@ -212,6 +219,15 @@ impl ConnectorConfig {
                 ),
             ));
         }
+        if !(1..=MAX_REFUSAL_RECORDS_PER_SEC).contains(&self.refusal_records_per_sec) {
+            return Err(invalid(
+                "refusal_records_per_sec",
+                format!(
+                    "is {}; must be 1 to {MAX_REFUSAL_RECORDS_PER_SEC}",
+                    self.refusal_records_per_sec
+                ),
+            ));
+        }
         Ok(())
     }
 
@@ -277,9 +293,13 @@ mod tests {
         };
         valid.validate().unwrap();
         type Edit = fn(&mut ConnectorConfig);
-        let cases: [(&str, Edit); 3] = [
+        let cases: [(&str, Edit); 5] = [
             ("audit_sql_bytes", |c| c.audit_sql_bytes = (1 << 20) + 1),
             ("plan_cache_bytes", |c| c.plan_cache_bytes = 1000),
+            ("refusal_records_per_sec", |c| c.refusal_records_per_sec = 0),
+            ("refusal_records_per_sec", |c| {
+                c.refusal_records_per_sec = 5000
+            }),
             ("query_memory_bytes", |c| c.query_memory_bytes = 1000),
         ];
         for (field, edit) in cases {

@@ -377,28 +377,77 @@ impl Connector {
     }
 
     /// Dry run: the decision and the enforced plan, without executing.
+    /// Every outcome is audited (`query_checked`, with the decision).
     pub async fn check(
         &self,
         caller: &VerifiedCaller,
         request: &QueryRequest,
     ) -> Result<CheckOutcome> {
-        let (agreement, state) = self.presented_agreement(caller, &request.agreement)?;
-        let engine = self.admit(&agreement, state).await?;
-        Ok(match engine.plan(&request.sql, Utc::now()).await {
-            Ok(checked) => CheckOutcome {
+        let base = self.query_entry(RecordKind::QueryChecked, caller, &request.sql);
+        let (outcome, base) = self.dry_run(caller, base, request).await;
+        let entry = match &outcome {
+            Ok(o) => {
+                let entry = base.with_decision(o.decision.clone());
+                match (&o.rule, &o.reason) {
+                    (Some(rule), Some(reason)) => {
+                        entry.with_rule(rule.clone()).with_detail(reason.clone())
+                    }
+                    _ => entry,
+                }
+            }
+            Err(Error::Execution { id }) => base
+                .with_decision("failed")
+                .with_detail(format!("error id {id}")),
+            Err(Error::Refused(r)) => base
+                .with_decision("refused")
+                .with_rule(r.rule.id())
+                .with_detail(r.message.clone()),
+            Err(other) => base.with_decision("refused").with_detail(other.to_string()),
+        };
+        self.record(entry).await?;
+        outcome
+    }
+
+    /// The dry run's outcome, and `base` with what it learnt of the
+    /// agreement.
+    async fn dry_run(
+        &self,
+        caller: &VerifiedCaller,
+        base: AuditEntry,
+        request: &QueryRequest,
+    ) -> (Result<CheckOutcome>, AuditEntry) {
+        let (agreement, state) = match self.presented_agreement(caller, &request.agreement) {
+            Ok(presented) => presented,
+            Err(e) => return (Err(e), base),
+        };
+        let base = base
+            .with_dataset(agreement.dataset.clone())
+            .with_agreement(agreement.id.clone())
+            .with_purpose(agreement.purpose.clone());
+        let engine = match self.admit(&agreement, state).await {
+            Ok(engine) => engine,
+            Err(e) => return (Err(e), base),
+        };
+        let outcome = match engine.plan(&request.sql, Utc::now()).await {
+            Ok(checked) => Ok(CheckOutcome {
                 decision: "accepted".into(),
                 rule: None,
                 reason: None,
                 plan: Some(checked.enforced.plan.display_indent().to_string()),
-            },
-            Err(Error::Refused(r)) => CheckOutcome {
-                decision: "refused".into(),
-                rule: Some(r.rule.id().to_owned()),
-                reason: Some(r.message),
-                plan: None,
-            },
-            Err(other) => return Err(other),
-        })
+            }),
+            Err(Error::Refused(r)) => Ok(refused_outcome(r)),
+            Err(other) => Err(other),
+        };
+        (outcome, base)
+    }
+}
+
+fn refused_outcome(r: Refusal) -> CheckOutcome {
+    CheckOutcome {
+        decision: "refused".into(),
+        rule: Some(r.rule.id().to_owned()),
+        reason: Some(r.message),
+        plan: None,
     }
 }
 
