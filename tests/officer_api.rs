@@ -523,8 +523,16 @@ async fn cli_lists_verifies_queries_and_exports_through_the_connector() {
         text(2)
     );
     let exported = std::fs::read_to_string(&jsonl).unwrap();
-    let count = provider.connector.audit().store().len().unwrap() as usize;
-    assert_eq!(exported.lines().count(), count);
+    // The wrong token of the last command was refused after the export,
+    // and that refusal is audited too.
+    let records = provider.connector.audit().store().range(0, 10_000).unwrap();
+    let refused: Vec<&AuditRecord> = records
+        .iter()
+        .filter(|r| r.kind.as_str() == "access_refused")
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].rule.as_deref(), Some("admin_token"));
+    assert_eq!(exported.lines().count(), records.len() - 1);
     assert!(std::fs::read(&parquet).unwrap().starts_with(b"PAR1"));
     assert!(
         text(5).contains("telemetry") && text(5).contains("refused by `denied_column`: 1"),

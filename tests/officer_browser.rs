@@ -3,7 +3,7 @@
 //! `/officer` from a live provider connector holding records, signs in with
 //! the admin token, checks the chain status, applies a filter, checks the
 //! rows shown (a consumer's markup stays text), and saves a screenshot to
-//! `target/officer.png`.
+//! `officer.png` in the target directory.
 //!
 //! Skips with a notice when `chromium` or `chromedriver` is missing, unless
 //! `DATASPACE_REQUIRE_BROWSER` is set (as `.ci/run` does), then it fails.
@@ -311,7 +311,13 @@ async fn the_dashboard_filters_records_in_chromium() {
         .decode(shot.as_str().unwrap())
         .unwrap();
     assert!(png.starts_with(b"\x89PNG"));
-    let saved = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/officer.png");
+    // The target directory of this build (CARGO_TARGET_DIR may move it).
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("target"),
+        Into::into,
+    );
+    std::fs::create_dir_all(&target).unwrap();
+    let saved = target.join("officer.png");
     std::fs::write(&saved, &png).unwrap();
     std::fs::write(world.dir.path().join("officer.png"), &png).unwrap();
     println!("screenshot: {}", saved.display());

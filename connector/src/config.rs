@@ -64,6 +64,16 @@ pub struct ConnectorConfig {
     pub clock_skew_secs: i64,
     /// A signed checkpoint every this many audit records.
     pub checkpoint_every: u64,
+    /// Most bytes of a query's SQL kept in an audit record; a longer text
+    /// is cut (on a character boundary, marked) and the record keeps the
+    /// hash of the whole text (`sql_hash`) too.
+    pub audit_sql_bytes: usize,
+    /// Memory all prepared plans kept for repeated queries may take, by
+    /// estimate, in bytes (0: keep none).
+    pub plan_cache_bytes: usize,
+    /// Most `access_refused` audit records per second for one reason; the
+    /// refusals past it are counted and the count goes into the next record.
+    pub refusal_records_per_sec: u32,
 }
 
 impl Default for ConnectorConfig {
@@ -87,9 +97,18 @@ impl Default for ConnectorConfig {
             memory_table_bytes: 0,
             clock_skew_secs: 60,
             checkpoint_every: 1000,
+            audit_sql_bytes: 4096,
+            plan_cache_bytes: 64 << 20,
+            refusal_records_per_sec: 10,
         }
     }
 }
+
+/// Largest `audit_sql_bytes`.
+pub const MAX_AUDIT_SQL_BYTES: usize = 1 << 20;
+
+/// Largest `refusal_records_per_sec`.
+pub const MAX_REFUSAL_RECORDS_PER_SEC: u32 = 1000;
 
 /// File name of the configuration in a home folder.
 pub const CONFIG_FILE: &str = "config.toml";
@@ -170,6 +189,47 @@ impl ConnectorConfig {
         if self.checkpoint_every == 0 {
             return Err(invalid("checkpoint_every", "must be at least 1"));
         }
+        self.validate_bounds()
+    }
+
+    /// Checks the bounds on what queries and refusals may cost.
+    fn validate_bounds(&self) -> Result<()> {
+        if self.query_memory_bytes < 1 << 20 {
+            return Err(invalid(
+                "query_memory_bytes",
+                format!(
+                    "is {}; must be at least 1048576 (1 MiB): planning and execution draw on it",
+                    self.query_memory_bytes
+                ),
+            ));
+        }
+        if self.audit_sql_bytes > MAX_AUDIT_SQL_BYTES {
+            return Err(invalid(
+                "audit_sql_bytes",
+                format!(
+                    "is {}; must be at most {MAX_AUDIT_SQL_BYTES} (the whole text is identified by its hash in every record anyway)",
+                    self.audit_sql_bytes
+                ),
+            ));
+        }
+        if self.plan_cache_bytes != 0 && self.plan_cache_bytes < 1 << 20 {
+            return Err(invalid(
+                "plan_cache_bytes",
+                format!(
+                    "is {}; must be 0 (no plan kept) or at least 1048576 (1 MiB)",
+                    self.plan_cache_bytes
+                ),
+            ));
+        }
+        if !(1..=MAX_REFUSAL_RECORDS_PER_SEC).contains(&self.refusal_records_per_sec) {
+            return Err(invalid(
+                "refusal_records_per_sec",
+                format!(
+                    "is {}; must be 1 to {MAX_REFUSAL_RECORDS_PER_SEC}",
+                    self.refusal_records_per_sec
+                ),
+            ));
+        }
         Ok(())
     }
 
@@ -225,6 +285,36 @@ mod tests {
                 .apply_env(|n| (n == "DATASPACE_APPROVAL").then(|| "sometimes".into()))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn bounds_out_of_range_are_refused_with_the_option_named() {
+        let valid = ConnectorConfig {
+            id: "p".into(),
+            ..ConnectorConfig::default()
+        };
+        valid.validate().unwrap();
+        type Edit = fn(&mut ConnectorConfig);
+        let cases: [(&str, Edit); 5] = [
+            ("audit_sql_bytes", |c| c.audit_sql_bytes = (1 << 20) + 1),
+            ("plan_cache_bytes", |c| c.plan_cache_bytes = 1000),
+            ("refusal_records_per_sec", |c| c.refusal_records_per_sec = 0),
+            ("refusal_records_per_sec", |c| {
+                c.refusal_records_per_sec = 5000
+            }),
+            ("query_memory_bytes", |c| c.query_memory_bytes = 1000),
+        ];
+        for (field, edit) in cases {
+            let mut config = valid.clone();
+            edit(&mut config);
+            let error = config.validate().unwrap_err().to_string();
+            assert!(error.contains(&format!("`{field}`")), "{error}");
+            assert!(error.contains("must be"), "{error}");
+        }
+        let mut none = valid.clone();
+        none.plan_cache_bytes = 0;
+        none.audit_sql_bytes = 0;
+        none.validate().unwrap();
     }
 
     #[test]

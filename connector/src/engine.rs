@@ -3,8 +3,10 @@
 //! row limit whole, and keep engine messages (which can quote data values)
 //! out of what the consumer sees.
 //!
-//! Prepared plans are kept per SQL text (at most [`PLAN_CACHE_ENTRIES`]):
-//! a repeated query skips parsing, enforcement and optimisation and, where
+//! Prepared plans are kept per SQL text in a [`PlanCache`] bounded in bytes
+//! (by the estimate [`plan_weight`]; one cache may serve every engine of a
+//! connector, `plan_cache_bytes`): a repeated query skips parsing,
+//! enforcement and optimisation and, where
 //! DataFusion allows re-running a physical plan (tables in memory, no
 //! dynamic filters), physical planning. Only the time-dependent check (is
 //! every policy it reads in force now?) runs again, so a cached plan
@@ -15,6 +17,12 @@
 //! [`SMALL_QUERY_TIME`] keeps a plan with one partition instead: with many
 //! small queries in flight, the cores are better spent on other queries
 //! than on splitting and merging a few milliseconds of work.
+//!
+//! Planning is bounded like execution: it runs under the query's time limit
+//! and holds a reservation of the engine's memory pool for its estimated
+//! peak ([`planning_bytes`]) until it ends, so planning and execution
+//! together stay within `query_memory_bytes` (a query whose planning does
+//! not fit is refused before it is parsed).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,7 +34,7 @@ use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::physical_plan::FileScanConfig;
 use datafusion::datasource::source::DataSourceExec;
-use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::memory_pool::{FairSpillPool, MemoryConsumer, MemoryReservation};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::execution::{SessionState, TaskContext};
@@ -34,9 +42,9 @@ use datafusion::logical_expr::{Expr, LogicalPlan, Volatility};
 use datafusion::physical_plan::{ExecutionPlan, displayable, execution_plan::reset_plan_states};
 use policy::barrier::{GovernedScanExec, GovernedTable, verify_physical_plan};
 use policy::enforce::{EnforcedPlan, Governed, Refusal, Rule, SqlLimits};
-use policy::memo::Memo;
 use policy::model::UsagePolicy;
 
+use crate::plan_cache::PlanCache;
 use crate::{Error, Result, tables};
 
 /// Limits on one query's execution.
@@ -146,9 +154,52 @@ pub struct GovernedEngine {
     limits: ExecutionLimits,
     /// Prepared plans by SQL text, for queries whose answer depends only
     /// on the data (no `now()`, `random()` or other non-immutable
-    /// function), at most [`PLAN_CACHE_ENTRIES`].
-    cache: Memo<Prepared>,
+    /// function), under this engine's `id`; possibly shared with other
+    /// engines.
+    cache: Arc<Plans>,
+    /// This engine's key in `cache`.
+    id: u64,
     small_query_time: Duration,
+}
+
+/// Prepared plans of one or more engines, within a byte budget.
+pub type Plans = PlanCache<Prepared>;
+
+/// Default budget of an engine's own plan cache, and of a connector's
+/// (`plan_cache_bytes`): 64 MiB.
+pub const DEFAULT_PLAN_CACHE_BYTES: usize = 64 << 20;
+
+/// The memory a prepared plan of `sql` is taken to hold, in bytes:
+/// [`PLAN_BASE_BYTES`] plus [`PLAN_BYTES_PER_SQL_BYTE`] per byte of text.
+/// Measured (`connector/examples/plan_memory.rs`: growth of the process's
+/// resident memory with a hundred distinct plans kept) on texts close to
+/// the SQL bounds: up to 47 bytes per SQL byte (an `IN` list of 9,000
+/// numbers), 31 for 1,900 comparisons, less for query blocks and long
+/// literals; the factor leaves room for shapes not measured and for the
+/// allocator's waste, and overestimates the others, which only keeps
+/// fewer plans.
+pub fn plan_weight(sql: &str) -> usize {
+    PLAN_BASE_BYTES.saturating_add(sql.len().saturating_mul(PLAN_BYTES_PER_SQL_BYTE))
+}
+
+/// The fixed part of [`plan_weight`]: schemas, plan nodes of a short query.
+pub const PLAN_BASE_BYTES: usize = 64 << 10;
+
+/// The part of [`plan_weight`] per byte of SQL text.
+pub const PLAN_BYTES_PER_SQL_BYTE: usize = 128;
+
+/// The memory reserved while `sql` is planned: the parsed text and the
+/// logical, optimised and physical plans live at once, so twice
+/// [`plan_weight`].
+pub fn planning_bytes(sql: &str) -> usize {
+    plan_weight(sql).saturating_mul(2)
+}
+
+/// Hands out engine keys in a shared [`Plans`].
+static NEXT_ENGINE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn next_engine_id() -> u64 {
+    NEXT_ENGINE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 impl Clone for GovernedEngine {
@@ -160,9 +211,17 @@ impl Clone for GovernedEngine {
             single: self.single.clone(),
             governed: self.governed.clone(),
             limits: self.limits,
-            cache: Memo::new(PLAN_CACHE_ENTRIES),
+            cache: Arc::clone(&self.cache),
+            id: next_engine_id(),
             small_query_time: self.small_query_time,
         }
+    }
+}
+
+impl Drop for GovernedEngine {
+    /// Its plans leave a shared cache with it.
+    fn drop(&mut self) {
+        self.cache.forget(self.id);
     }
 }
 
@@ -181,9 +240,9 @@ enum Ready {
     Fresh(Arc<dyn ExecutionPlan>),
 }
 
-/// A prepared query.
+/// A prepared query (kept in [`Plans`]).
 #[derive(Clone)]
-struct Prepared {
+pub struct Prepared {
     ready: Ready,
     /// The datasets it reads (their policies must be in force at each run).
     datasets: Vec<String>,
@@ -198,12 +257,16 @@ pub const SMALL_SCAN_ROWS: usize = 100_000;
 /// Longest first run after which a query's kept plan has one partition.
 pub const SMALL_QUERY_TIME: Duration = Duration::from_millis(5);
 
-/// Most prepared plans kept per engine.
-pub const PLAN_CACHE_ENTRIES: usize = 256;
-
 impl GovernedEngine {
-    /// An engine with no tables yet.
+    /// An engine with no tables yet and a plan cache of its own
+    /// ([`DEFAULT_PLAN_CACHE_BYTES`]).
     pub fn new(limits: ExecutionLimits) -> Result<Self> {
+        Self::with_plans(limits, Arc::new(Plans::new(DEFAULT_PLAN_CACHE_BYTES)))
+    }
+
+    /// An engine with no tables yet that keeps its prepared plans in
+    /// `plans`, which other engines may share.
+    pub fn with_plans(limits: ExecutionLimits, plans: Arc<Plans>) -> Result<Self> {
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(FairSpillPool::new(limits.memory_bytes)))
             .build_arc()
@@ -222,7 +285,8 @@ impl GovernedEngine {
             single,
             governed: Governed::new(),
             limits,
-            cache: Memo::new(PLAN_CACHE_ENTRIES),
+            cache: plans,
+            id: next_engine_id(),
             small_query_time: SMALL_QUERY_TIME,
         })
     }
@@ -268,7 +332,7 @@ impl GovernedEngine {
                 reason: e.strip_backtrace(),
             })?;
         self.governed.insert(policy);
-        self.cache.clear();
+        self.cache.forget(self.id);
         Ok(())
     }
 
@@ -306,11 +370,16 @@ impl GovernedEngine {
     /// exhaust a worker's stack, and a panic in planning refuses the query
     /// instead of ending the process.
     async fn plan_fully(&self, sql: &str, now: DateTime<Utc>) -> Result<Planned> {
+        let reservation = self.reserve_planning(sql)?;
         let state = self.state.clone();
         let governed = self.governed.clone();
         let limits = self.limits.sql;
         let sql = sql.to_owned();
         let work = async move {
+            // Held until planning ends, also when the caller has stopped
+            // waiting for it (timeout): the pool counts a planning thread
+            // still running.
+            let _reservation = reservation;
             let enforced =
                 policy::sql::plan_governed_sql(&state, &sql, &governed, now, &limits).await?;
             let immutable = is_immutable(&enforced.plan);
@@ -331,11 +400,40 @@ impl GovernedEngine {
         on_planning_thread(work, self.limits.timeout).await
     }
 
+    /// Reserves [`planning_bytes`] of `sql` in the engine's memory pool, or
+    /// refuses the query before anything is parsed.
+    fn reserve_planning(&self, sql: &str) -> Result<MemoryReservation> {
+        let pool = &self.state.runtime_env().memory_pool;
+        let reservation = MemoryConsumer::new("dataspace-planning").register(pool);
+        let needed = planning_bytes(sql);
+        match reservation.try_grow(needed) {
+            Ok(()) => Ok(reservation),
+            Err(_) => {
+                let mib = |bytes: usize| bytes.div_ceil(1 << 20);
+                let message = if needed > self.limits.memory_bytes {
+                    format!(
+                        "planning a query of {} bytes takes about {} MiB by estimate, more than the {} MiB of `query_memory_bytes`: send a shorter query",
+                        sql.len(),
+                        mib(needed),
+                        mib(self.limits.memory_bytes)
+                    )
+                } else {
+                    format!(
+                        "planning a query of {} bytes takes about {} MiB by estimate, more than `query_memory_bytes` has free now: retry later or send a shorter query",
+                        sql.len(),
+                        mib(needed)
+                    )
+                };
+                Err(Error::Refused(Refusal::new(Rule::Statement, message)))
+            }
+        }
+    }
+
     /// Plans, enforces and executes `sql` at `now`. A query seen before
     /// reuses its prepared plan after checking that the policies it reads
     /// are in force at `now`.
     pub async fn query(&self, sql: &str, now: DateTime<Utc>) -> Result<Answer> {
-        if let Some(prepared) = self.cache.get(sql) {
+        if let Some(prepared) = self.cache.get(self.id, sql) {
             self.check_in_force(&prepared.datasets, now)?;
             return Ok(self.run(prepared).await?.0);
         }
@@ -367,7 +465,8 @@ impl GovernedEngine {
         } else {
             Ready::Physical(plan)
         };
-        self.cache.insert(sql, Prepared { ready, ..first });
+        self.cache
+            .insert(self.id, sql, Prepared { ready, ..first }, plan_weight(sql));
         Ok(answer)
     }
 
@@ -380,7 +479,12 @@ impl GovernedEngine {
 
     /// Prepared plans held (for tests and benchmarks).
     pub fn cached_plans(&self) -> usize {
-        self.cache.len()
+        self.cache.len_of(self.id)
+    }
+
+    /// The plan cache this engine keeps its plans in.
+    pub fn plans(&self) -> &Arc<Plans> {
+        &self.cache
     }
 
     /// Refuses when a policy of `datasets` is not in force at `now`, as the
@@ -682,7 +786,10 @@ mod tests {
         for (i, sql) in queries.iter().enumerate() {
             let first = text(&engine.query(sql, Utc::now()).await.unwrap());
             assert_eq!(engine.cached_plans(), i + 1);
-            let physical = matches!(engine.cache.get(sql).unwrap().ready, Ready::Physical(_));
+            let physical = matches!(
+                engine.cache.get(engine.id, sql).unwrap().ready,
+                Ready::Physical(_)
+            );
             assert!(physical, "{sql}");
             for _ in 0..5 {
                 assert_eq!(text(&engine.query(sql, Utc::now()).await.unwrap()), first);
@@ -699,7 +806,7 @@ mod tests {
     }
 
     fn cached_plan_text(engine: &GovernedEngine, sql: &str) -> String {
-        match engine.cache.get(sql).map(|p| p.ready) {
+        match engine.cache.get(engine.id, sql).map(|p| p.ready) {
             Some(Ready::Physical(plan)) => displayable(plan.as_ref()).indent(true).to_string(),
             _ => String::new(),
         }
@@ -783,7 +890,7 @@ mod tests {
         for _ in 0..3 {
             assert_eq!(text(&engine.query(sql, Utc::now()).await.unwrap()), first);
         }
-        let kept = engine.cache.get(sql).map(|p| p.ready);
+        let kept = engine.cache.get(engine.id, sql).map(|p| p.ready);
         assert!(
             matches!(kept, Some(Ready::Logical { single: true, .. })),
             "a file scan's physical plan is not kept, and 20 rows plan in one partition"
@@ -847,14 +954,78 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_plan_cache_is_bounded() {
-        let engine = engine(1000);
-        for i in 0..=PLAN_CACHE_ENTRIES {
-            let sql = format!("SELECT site FROM readings WHERE value > {i}");
-            engine.query(&sql, Utc::now()).await.unwrap();
+    async fn the_plan_cache_is_bounded_in_bytes_across_engines() {
+        let sql = |i: usize| format!("SELECT site FROM readings WHERE value > {i}");
+        let weight = plan_weight(&sql(100));
+        let plans = Arc::new(Plans::new(weight * 10));
+        let mut first =
+            GovernedEngine::with_plans(ExecutionLimits::default(), Arc::clone(&plans)).unwrap();
+        first
+            .register_provider(policy("readings", 1000), table())
+            .unwrap();
+        let second = first.clone();
+        for i in 100..140 {
+            first.query(&sql(i), Utc::now()).await.unwrap();
+            second.query(&sql(i + 100), Utc::now()).await.unwrap();
+            assert!(plans.bytes() <= plans.budget());
         }
-        assert!(engine.cached_plans() <= PLAN_CACHE_ENTRIES);
-        assert!(engine.cached_plans() >= 1);
+        assert_eq!(plans.len(), 10);
+        assert_eq!(first.cached_plans() + second.cached_plans(), 10);
+        // The most recent plans stay, and a dropped engine's plans leave.
+        assert!(first.cache.get(first.id, &sql(139)).is_some());
+        drop(second);
+        assert_eq!(plans.len(), first.cached_plans());
+    }
+
+    #[tokio::test]
+    async fn planning_reserves_memory_and_refuses_what_cannot_fit() {
+        let sql = "SELECT site FROM readings WHERE value > 1";
+        let small = ExecutionLimits {
+            memory_bytes: planning_bytes(sql) - 1,
+            ..ExecutionLimits::default()
+        };
+        let mut engine = GovernedEngine::new(small).unwrap();
+        engine
+            .register_provider(policy("readings", 100), table())
+            .unwrap();
+        let error = engine.plan(sql, Utc::now()).await.unwrap_err();
+        assert!(
+            matches!(&error, Error::Refused(r) if r.rule == Rule::Statement),
+            "{error}"
+        );
+        assert!(
+            error.to_string().contains("`query_memory_bytes`"),
+            "{error}"
+        );
+        // With room, the reservation is given back once planning ends.
+        let engine = super::tests::engine(100);
+        engine.plan(sql, Utc::now()).await.unwrap();
+        assert_eq!(engine.state.runtime_env().memory_pool.reserved(), 0);
+    }
+
+    /// `n` comparisons joined by `OR` in a balanced tree (shallow enough
+    /// for `max_sql_depth`).
+    pub(crate) fn any_of(n: usize) -> String {
+        if n <= 1 {
+            return format!("value > {n}");
+        }
+        format!("({} OR {})", any_of(n / 2), any_of(n - n / 2))
+    }
+
+    #[tokio::test]
+    async fn planning_runs_under_the_time_limit() {
+        let quick = ExecutionLimits {
+            timeout: Duration::from_millis(1),
+            ..ExecutionLimits::default()
+        };
+        let mut engine = GovernedEngine::new(quick).unwrap();
+        engine
+            .register_provider(policy("readings", 100), table())
+            .unwrap();
+        // Two thousand comparisons: far longer than a millisecond to plan.
+        let sql = format!("SELECT site FROM readings WHERE {}", any_of(2000));
+        let error = engine.plan(&sql, Utc::now()).await.unwrap_err();
+        assert!(matches!(error, Error::Execution { .. }), "{error}");
     }
 
     #[tokio::test]

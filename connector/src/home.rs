@@ -7,7 +7,7 @@
 //! HOME/authority.json       the trusted authority (id and public key)
 //! HOME/credential.jws       the membership credential the authority issued
 //! HOME/admin.token          the owner's admin token (mode 0600)
-//! HOME/store/               datasets, offers, negotiations, quotas (sled)
+//! HOME/store/               datasets, offers, negotiations, used request-token ids (sled)
 //! HOME/audit/               the audit log (sled)
 //! ```
 
@@ -124,6 +124,7 @@ pub fn open_with(
         .to_owned();
     let authority: TrustedAuthority = read_json(&home.join(&config.authority_file))?;
     let store = Arc::new(SledStore::open(&home.join("store"))?);
+    let replay = Arc::new(store.replay_guard(crate::service::now())?);
     let (audit, recovery) = crate::audit::open_log(
         home,
         Arc::clone(&key),
@@ -134,6 +135,7 @@ pub fn open_with(
     let connector = Connector::new(Parts {
         config,
         store,
+        replay,
         key,
         credential,
         authority,

@@ -99,6 +99,24 @@ impl<'a> Negotiations<'a> {
     }
 }
 
+/// A negotiation step refused: the rule that refused it (its id goes into
+/// the audit record) and the error for the caller.
+#[derive(Debug)]
+pub struct Refused {
+    /// The rule: `signature`, `offer`, `policy_hash`, `consumer`,
+    /// `purpose`, `validity`, `assignee`, `state` or `acceptance`.
+    pub rule: &'static str,
+    /// What the caller is told.
+    pub error: Error,
+}
+
+impl Refused {
+    /// A refusal by `rule`.
+    pub fn new(rule: &'static str, error: Error) -> Self {
+        Self { rule, error }
+    }
+}
+
 /// Checks a verified contract request against the offer and the consumer's
 /// credential: offer, policy hash, purpose, validity and assignee.
 pub fn check_request(
@@ -106,32 +124,39 @@ pub fn check_request(
     offer: &Offer,
     credential: &MembershipCredential,
     now: i64,
-) -> Result<()> {
+) -> Result<(), Refused> {
     if request.offer_id != offer.id || request.provider != offer.provider {
-        return Err(forbidden("the request names another offer or provider"));
+        return Err(forbidden(
+            "offer",
+            "the request names another offer or provider",
+        ));
     }
     if request.policy_hash != offer.policy.content_hash() {
         return Err(forbidden(
-            "the request was made for another version of the offer's policy",
+            "policy_hash",
+            "the request was made for another version of the offer's policy: fetch the offer again",
         ));
     }
     if request.consumer != credential.sub {
-        return Err(forbidden("the request is not the caller's"));
+        return Err(forbidden("consumer", "the request is not the caller's"));
     }
     let policy = offer.policy.payload();
     if !policy.purposes.contains(&request.purpose) {
-        return Err(Error::Invalid {
-            field: "purpose".into(),
-            reason: format!(
-                "`{}` is not a purpose of the offer; allowed: {}",
-                request.purpose,
-                policy.purposes.join(", ")
-            ),
-        });
+        return Err(Refused::new(
+            "purpose",
+            Error::Invalid {
+                field: "purpose".into(),
+                reason: format!(
+                    "`{}` is not a purpose of the offer; allowed: {}",
+                    request.purpose,
+                    policy.purposes.join(", ")
+                ),
+            },
+        ));
     }
     let at = chrono::DateTime::from_timestamp(now, 0).unwrap_or_default();
     if !policy.is_valid_at(at) {
-        return Err(forbidden("the offer's policy is not in force"));
+        return Err(forbidden("validity", "the offer's policy is not in force"));
     }
     check_assignee(policy, &request.consumer, &credential.attribute_values())
 }
@@ -140,20 +165,26 @@ fn check_assignee(
     policy: &UsagePolicy,
     consumer: &str,
     attributes: &BTreeMap<String, String>,
-) -> Result<()> {
+) -> Result<(), Refused> {
     let Some(assignee) = &policy.assignee else {
         return Ok(());
     };
     if !assignee.participants.is_empty() && !assignee.participants.iter().any(|p| p == consumer) {
-        return Err(forbidden("the offer is not open to this participant"));
+        return Err(forbidden(
+            "assignee",
+            "the offer is not open to this participant",
+        ));
     }
     for (name, allowed) in &assignee.attributes {
         let ok = attributes.get(name).is_some_and(|v| allowed.contains(v));
         if !ok {
-            return Err(forbidden(&format!(
-                "the offer requires the credential attribute `{name}` to be one of {}",
-                allowed.join(", ")
-            )));
+            return Err(forbidden(
+                "assignee",
+                &format!(
+                    "the offer requires the credential attribute `{name}` to be one of {}",
+                    allowed.join(", ")
+                ),
+            ));
         }
     }
     Ok(())
@@ -192,19 +223,22 @@ pub fn check_acceptance(
     acceptance: &Acceptance,
     agreement: &SignedDocument<Agreement>,
     consumer: &str,
-) -> Result<()> {
+) -> Result<(), Refused> {
     if acceptance.agreement_id != agreement.payload().id
         || acceptance.agreement_hash != agreement.content_hash()
         || acceptance.consumer != consumer
         || agreement.payload().consumer != consumer
     {
-        return Err(forbidden("the acceptance does not match the agreement"));
+        return Err(forbidden(
+            "acceptance",
+            "the acceptance does not match the agreement",
+        ));
     }
     Ok(())
 }
 
-fn forbidden(why: &str) -> Error {
-    Error::Forbidden(why.to_owned())
+fn forbidden(rule: &'static str, why: &str) -> Refused {
+    Refused::new(rule, Error::Forbidden(why.to_owned()))
 }
 
 /// A fresh random id with a prefix, e.g. `agr-5f0c...`.

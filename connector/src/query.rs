@@ -166,7 +166,7 @@ impl Connector {
             timeout: std::time::Duration::from_secs(self.config.query_timeout_secs),
             sql: self.config.sql_limits(),
         };
-        let mut engine = GovernedEngine::new(limits)?;
+        let mut engine = GovernedEngine::with_plans(limits, Arc::clone(&self.plans))?;
         let policy = agreement.policy.payload().clone();
         match self
             .memory_table(&dataset.id, &dataset.path, &engine)
@@ -275,9 +275,7 @@ impl Connector {
         request: &QueryRequest,
     ) -> Result<QueryAnswer> {
         let started = Instant::now();
-        let base = AuditEntry::new(RecordKind::QueryRefused, self.id())
-            .with_counterparty(caller.participant_id.clone())
-            .with_sql(request.sql.clone());
+        let base = self.query_entry(RecordKind::QueryRefused, caller, &request.sql);
         let (agreement, state) = match self.presented_agreement(caller, &request.agreement) {
             Ok(presented) => presented,
             Err(e) => return Err(self.audit_refusal(base, e, started).await),
@@ -373,30 +371,100 @@ impl Connector {
         }
     }
 
+    /// The start of a query's audit records: the caller and the SQL as
+    /// [`audit_sql`] bounds it.
+    fn query_entry(&self, kind: RecordKind, caller: &VerifiedCaller, sql: &str) -> AuditEntry {
+        audit_sql(
+            AuditEntry::new(kind, self.id()).with_counterparty(caller.participant_id.clone()),
+            sql,
+            self.config.audit_sql_bytes,
+        )
+    }
+
     /// Dry run: the decision and the enforced plan, without executing.
+    /// Every outcome is audited (`query_checked`, with the decision).
     pub async fn check(
         &self,
         caller: &VerifiedCaller,
         request: &QueryRequest,
     ) -> Result<CheckOutcome> {
-        let (agreement, state) = self.presented_agreement(caller, &request.agreement)?;
-        let engine = self.admit(&agreement, state).await?;
-        Ok(match engine.plan(&request.sql, Utc::now()).await {
-            Ok(checked) => CheckOutcome {
+        let base = self.query_entry(RecordKind::QueryChecked, caller, &request.sql);
+        let (outcome, base) = self.dry_run(caller, base, request).await;
+        let entry = match &outcome {
+            Ok(o) => {
+                let entry = base.with_decision(o.decision.clone());
+                match (&o.rule, &o.reason) {
+                    (Some(rule), Some(reason)) => {
+                        entry.with_rule(rule.clone()).with_detail(reason.clone())
+                    }
+                    _ => entry,
+                }
+            }
+            Err(Error::Execution { id }) => base
+                .with_decision("failed")
+                .with_detail(format!("error id {id}")),
+            Err(Error::Refused(r)) => base
+                .with_decision("refused")
+                .with_rule(r.rule.id())
+                .with_detail(r.message.clone()),
+            Err(other) => base.with_decision("refused").with_detail(other.to_string()),
+        };
+        self.record(entry).await?;
+        outcome
+    }
+
+    /// The dry run's outcome, and `base` with what it learnt of the
+    /// agreement.
+    async fn dry_run(
+        &self,
+        caller: &VerifiedCaller,
+        base: AuditEntry,
+        request: &QueryRequest,
+    ) -> (Result<CheckOutcome>, AuditEntry) {
+        let (agreement, state) = match self.presented_agreement(caller, &request.agreement) {
+            Ok(presented) => presented,
+            Err(e) => return (Err(e), base),
+        };
+        let base = base
+            .with_dataset(agreement.dataset.clone())
+            .with_agreement(agreement.id.clone())
+            .with_purpose(agreement.purpose.clone());
+        let engine = match self.admit(&agreement, state).await {
+            Ok(engine) => engine,
+            Err(e) => return (Err(e), base),
+        };
+        let outcome = match engine.plan(&request.sql, Utc::now()).await {
+            Ok(checked) => Ok(CheckOutcome {
                 decision: "accepted".into(),
                 rule: None,
                 reason: None,
                 plan: Some(checked.enforced.plan.display_indent().to_string()),
-            },
-            Err(Error::Refused(r)) => CheckOutcome {
-                decision: "refused".into(),
-                rule: Some(r.rule.id().to_owned()),
-                reason: Some(r.message),
-                plan: None,
-            },
-            Err(other) => return Err(other),
-        })
+            }),
+            Err(Error::Refused(r)) => Ok(refused_outcome(r)),
+            Err(other) => Err(other),
+        };
+        (outcome, base)
     }
+}
+
+fn refused_outcome(r: Refusal) -> CheckOutcome {
+    CheckOutcome {
+        decision: "refused".into(),
+        rule: Some(r.rule.id().to_owned()),
+        reason: Some(r.message),
+        plan: None,
+    }
+}
+
+/// `entry` with the SQL of a query: the text up to `max` bytes, cut on a
+/// character boundary and marked when cut (`… [truncated: K of N bytes
+/// kept]`), and the `sha256:` hash of the whole text, which a receipt's
+/// `sql_hash` also names. So a record grows by at most `max` bytes plus a
+/// fixed overhead, however long the query.
+pub fn audit_sql(entry: AuditEntry, sql: &str, max: usize) -> AuditEntry {
+    entry
+        .with_sql(bounded_text(sql, max))
+        .with_sql_hash(hash_bytes(sql.as_bytes()))
 }
 
 /// Queries charged per agreement, counted from the `quota_charged` records
@@ -417,6 +485,17 @@ pub fn charges_in(store: &dyn AuditStore) -> Result<HashMap<String, u64>> {
     Ok(charges)
 }
 
+/// `text` cut to at most `max` bytes on a character boundary, marked when
+/// cut (`… [truncated: K of N bytes kept]`).
+pub fn bounded_text(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let cut = text.floor_char_boundary(max);
+    let head = text.get(..cut).unwrap_or_default();
+    format!("{head}… [truncated: {cut} of {} bytes kept]", text.len())
+}
+
 /// The entry with another kind.
 fn retitle(mut entry: AuditEntry, kind: RecordKind) -> AuditEntry {
     entry.kind = kind;
@@ -425,4 +504,25 @@ fn retitle(mut entry: AuditEntry, kind: RecordKind) -> AuditEntry {
 
 fn elapsed_ms(started: Instant) -> u64 {
     u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_texts_are_cut_on_a_character_boundary_and_marked() {
+        assert_eq!(bounded_text("short", 10), "short");
+        let cut = bounded_text("ééééé", 3);
+        assert!(cut.starts_with("é…"), "{cut}");
+        assert!(cut.contains("2 of 10 bytes"), "{cut}");
+        let sql = format!("SELECT '{}'", "x".repeat(10_000));
+        let entry = audit_sql(AuditEntry::new(RecordKind::QueryChecked, "p"), &sql, 100);
+        let kept = entry.sql.unwrap();
+        assert!(
+            kept.len() < 100 + 64 && kept.contains("[truncated: 100 of 10009"),
+            "{kept}"
+        );
+        assert_eq!(entry.sql_hash, Some(hash_bytes(sql.as_bytes())));
+    }
 }

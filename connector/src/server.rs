@@ -26,7 +26,9 @@ pub async fn serve(
                 .with_detail(format!("listening on {address}")),
         )
         .await?;
-    let app = crate::api::router(Arc::clone(&connector));
+    // Each request knows its peer's address: refusals name it.
+    let app = crate::api::router(Arc::clone(&connector))
+        .into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;

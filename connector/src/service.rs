@@ -2,27 +2,28 @@
 //! call, with no HTTP in it. Provider and consumer roles live in one binary.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
-use policy::contract::{Acceptance, Agreement, ContractRequest, Offer};
+use policy::contract::{Agreement, Offer};
 use policy::credential::{TrustedAuthority, verify_credential};
-use policy::document::{DocumentKind, SignedDocument};
+use policy::document::SignedDocument;
 use policy::keys::KeyPair;
 use policy::memo::Memo;
 use policy::model::UsagePolicy;
-use policy::replay::InMemoryReplayGuard;
+use policy::replay::ReplayGuard;
 use policy::token::{TokenVerifier, VerifiedCaller};
 
 use crate::audit::{AuditEntry, AuditLog, RecordKind};
-use crate::config::{Approval, ConnectorConfig};
+use crate::config::ConnectorConfig;
 use crate::datasets::{
     Dataset, DatasetRegistry, DatasetSpec, check_dataset_id, describe_columns, resolve_under_roots,
 };
-use crate::engine::{ExecutionLimits, GovernedEngine};
-use crate::negotiation::{self, Negotiation, NegotiationState, Negotiations};
+use crate::engine::{ExecutionLimits, GovernedEngine, Plans};
 use crate::offers::{Offers, sign_offer};
+use crate::refusals::{AccessReason, RefusalLimiter, refusal_detail};
 use crate::store::Store;
 use crate::{Error, Result, tables};
 
@@ -30,8 +31,11 @@ use crate::{Error, Result, tables};
 pub struct Parts {
     /// The configuration.
     pub config: ConnectorConfig,
-    /// Datasets, offers, negotiations, quotas.
+    /// Datasets, offers, negotiations.
     pub store: Arc<dyn Store>,
+    /// Where used request-token ids are remembered until they expire
+    /// (durable in a home: [`crate::replay::SledReplayGuard`]).
+    pub replay: Arc<dyn ReplayGuard>,
     /// The participant's signing key.
     pub key: Arc<KeyPair>,
     /// The participant's membership credential (JWS).
@@ -50,9 +54,11 @@ pub struct Connector {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) key: Arc<KeyPair>,
     pub(crate) credential: String,
-    pub(crate) verifier: TokenVerifier,
+    pub(crate) verifier: Arc<TokenVerifier>,
     pub(crate) audit: Arc<AuditLog>,
     pub(crate) engines: Mutex<HashMap<String, Arc<GovernedEngine>>>,
+    /// The prepared plans of every engine, within `plan_cache_bytes`.
+    pub(crate) plans: Arc<Plans>,
     /// Agreements whose signature verified and that match the one on
     /// record, by their JWS: an agreement never changes once signed, so
     /// its verification is done once. Whether it is still in force is read
@@ -64,7 +70,10 @@ pub struct Connector {
     pub(crate) quota: Mutex<HashMap<String, u64>>,
     /// Serialises changes of a stored negotiation (load, change, save,
     /// audit), so that concurrent decisions cannot overwrite each other.
-    transitions: tokio::sync::Mutex<()>,
+    pub(crate) transitions: tokio::sync::Mutex<()>,
+    /// How many `access_refused` records may be written (see
+    /// [`crate::refusals`]).
+    refusals: RefusalLimiter,
     admin_token_hash: String,
 }
 
@@ -94,25 +103,26 @@ impl Connector {
                 ),
             });
         }
-        let mut verifier = TokenVerifier::new(
-            parts.authority,
-            parts.config.id.clone(),
-            Arc::new(InMemoryReplayGuard::new()),
-        );
+        let mut verifier =
+            TokenVerifier::new(parts.authority, parts.config.id.clone(), parts.replay);
         verifier.skew_secs = parts.config.clock_skew_secs;
         let quota = Mutex::new(crate::query::charges_in(parts.audit.store().as_ref())?);
+        let plans = Arc::new(Plans::new(parts.config.plan_cache_bytes));
+        let refusals_per_sec = parts.config.refusal_records_per_sec;
         Ok(Self {
             config: parts.config,
             store: parts.store,
             key: parts.key,
             credential: parts.credential,
-            verifier,
+            verifier: Arc::new(verifier),
             audit: parts.audit,
             engines: Mutex::new(HashMap::new()),
+            plans,
             agreements: Memo::new(AGREEMENTS_KEPT),
             memory_tables: Mutex::new(HashMap::new()),
             quota,
             transitions: tokio::sync::Mutex::new(()),
+            refusals: RefusalLimiter::new(refusals_per_sec),
             admin_token_hash: parts.admin_token_hash,
         })
     }
@@ -142,9 +152,67 @@ impl Connector {
         &self.audit
     }
 
-    /// Verifies a caller's request token and credential.
-    pub fn authenticate(&self, token: &str, credential: &str) -> Result<VerifiedCaller> {
-        Ok(self.verifier.verify(token, credential, now())?)
+    /// The prepared plans kept for repeated queries, of every dataset.
+    pub fn plans(&self) -> &Plans {
+        &self.plans
+    }
+
+    /// Verifies a caller's request token and credential, sent from `peer`.
+    /// The token's id is remembered (durably, in a home) before this
+    /// returns; the work, a flush included, runs on a blocking thread. A
+    /// refusal is audited ([`Self::refuse_access`]).
+    pub async fn authenticate(
+        &self,
+        token: &str,
+        credential: &str,
+        peer: Option<IpAddr>,
+    ) -> Result<VerifiedCaller> {
+        let verifier = Arc::clone(&self.verifier);
+        let (token, credential) = (token.to_owned(), credential.to_owned());
+        let verified =
+            tokio::task::spawn_blocking(move || verifier.verify(&token, &credential, now()))
+                .await
+                .map_err(|e| Error::Storage(format!("the token check did not finish: {e}")))?;
+        match verified {
+            Ok(caller) => Ok(caller),
+            Err(error) => {
+                self.refuse_access(AccessReason::of(&error), peer, None)
+                    .await;
+                Err(error.into())
+            }
+        }
+    }
+
+    /// Audits a request refused access for `reason`, from `peer` (and by
+    /// `caller`, when verified), as an `access_refused` record, unless this
+    /// reason has had its records for this second (then the refusal is
+    /// counted, and the count goes into the next record). A failure to
+    /// write is logged; the request is refused either way.
+    pub async fn refuse_access(
+        &self,
+        reason: AccessReason,
+        peer: Option<IpAddr>,
+        caller: Option<&str>,
+    ) {
+        tracing::info!(reason = reason.id(), peer = ?peer, "access refused");
+        let Some(suppressed) = self.refusals.admit(reason, std::time::Instant::now()) else {
+            return;
+        };
+        let per_second = self.config.refusal_records_per_sec;
+        let entry = AuditEntry::new(RecordKind::AccessRefused, self.id())
+            .with_decision("refused")
+            .with_rule(reason.id())
+            .with_detail(refusal_detail(reason, peer, suppressed, per_second));
+        let entry = match caller {
+            Some(id) => entry.with_counterparty(id),
+            None => entry,
+        };
+        if let Err(error) = self.record(entry).await {
+            tracing::error!(
+                reason = reason.id(),
+                "an access refusal was not audited: {error}"
+            );
+        }
     }
 
     /// Whether `token` is the owner's admin token.
@@ -244,170 +312,6 @@ impl Connector {
         Offers::new(self.store.as_ref()).get(id)
     }
 
-    // ---------------- negotiation (provider side) ----------------
-
-    /// Handles a consumer's signed contract request.
-    pub async fn request_contract(
-        &self,
-        caller: &VerifiedCaller,
-        request_jws: &str,
-    ) -> Result<Negotiation> {
-        let request = SignedDocument::<ContractRequest>::verify(
-            request_jws,
-            DocumentKind::ContractRequest,
-            Some(&caller.credential.jwk),
-        )?;
-        let offer = self.offer(&request.payload().offer_id)?;
-        negotiation::check_request(
-            request.payload(),
-            offer.payload(),
-            &caller.credential,
-            now(),
-        )?;
-        let mut n = Negotiation {
-            id: negotiation::new_id("agr"),
-            state: NegotiationState::Requested,
-            request,
-            agreement: None,
-            acceptance: None,
-            reason: None,
-            updated_at: now(),
-        };
-        if self.config.approval == Approval::Auto {
-            self.agree(&mut n, offer.payload())?;
-        }
-        Negotiations::new(self.store.as_ref()).save(&n)?;
-        let kind = if n.state == NegotiationState::Agreed {
-            RecordKind::AgreementOffered
-        } else {
-            RecordKind::ContractRequested
-        };
-        self.record(negotiation_entry(kind, self.id(), &n)).await?;
-        Ok(n)
-    }
-
-    /// Changes stored negotiation `id` under the transitions lock: `change`
-    /// checks the current state, changes it and names the audit record;
-    /// then the negotiation is saved and the record written.
-    async fn transition(
-        &self,
-        id: &str,
-        change: impl FnOnce(&mut Negotiation) -> Result<AuditEntry>,
-    ) -> Result<Negotiation> {
-        let _serial = self.transitions.lock().await;
-        let store = Negotiations::new(self.store.as_ref());
-        let mut n = store.get(id)?;
-        let entry = change(&mut n)?;
-        n.updated_at = now();
-        store.save(&n)?;
-        self.record(entry).await?;
-        Ok(n)
-    }
-
-    /// Signs the agreement of `n` on `offer`: `n` becomes `AGREED`.
-    fn agree(&self, n: &mut Negotiation, offer: &Offer) -> Result<()> {
-        n.agreement = Some(negotiation::sign_agreement(
-            &n.id,
-            &n.request,
-            offer,
-            &self.key,
-            now(),
-        )?);
-        n.state = NegotiationState::Agreed;
-        Ok(())
-    }
-
-    /// The owner's decision on a `REQUESTED` negotiation.
-    pub async fn decide(&self, id: &str, approve: bool) -> Result<Negotiation> {
-        self.transition(id, |n| {
-            if n.state != NegotiationState::Requested {
-                return Err(Error::Conflict(format!(
-                    "the negotiation `{id}` is not waiting for a decision"
-                )));
-            }
-            let kind = if approve {
-                let offer = self.offer(&n.request.payload().offer_id)?;
-                self.agree(n, offer.payload())?;
-                RecordKind::AgreementOffered
-            } else {
-                n.state = NegotiationState::Terminated;
-                n.reason = Some("rejected by the provider".into());
-                RecordKind::AgreementTerminated
-            };
-            Ok(negotiation_entry(kind, self.id(), n))
-        })
-        .await
-    }
-
-    /// A negotiation, as its consumer may see it.
-    pub fn negotiation_for(&self, caller: &VerifiedCaller, id: &str) -> Result<Negotiation> {
-        let n = Negotiations::new(self.store.as_ref()).get(id)?;
-        if n.request.payload().consumer != caller.participant_id {
-            return Err(Error::NotFound {
-                what: "negotiation",
-                id: id.to_owned(),
-            });
-        }
-        Ok(n)
-    }
-
-    /// Every negotiation (owner).
-    pub fn negotiations(&self) -> Result<Vec<Negotiation>> {
-        Negotiations::new(self.store.as_ref()).list()
-    }
-
-    /// The consumer's countersignature: the agreement becomes `FINALIZED`.
-    pub async fn accept(
-        &self,
-        caller: &VerifiedCaller,
-        id: &str,
-        acceptance_jws: &str,
-    ) -> Result<Negotiation> {
-        // Only the negotiation's own consumer learns that it exists.
-        self.negotiation_for(caller, id)?;
-        let acceptance = SignedDocument::<Acceptance>::verify(
-            acceptance_jws,
-            DocumentKind::Acceptance,
-            Some(&caller.credential.jwk),
-        )?;
-        self.transition(id, |n| {
-            let (NegotiationState::Agreed, Some(agreement)) = (n.state, &n.agreement) else {
-                return Err(Error::Conflict(format!(
-                    "the negotiation `{id}` is not `AGREED`"
-                )));
-            };
-            negotiation::check_acceptance(acceptance.payload(), agreement, &caller.participant_id)?;
-            n.acceptance = Some(acceptance);
-            n.state = NegotiationState::Finalized;
-            Ok(negotiation_entry(
-                RecordKind::AgreementFinalized,
-                self.id(),
-                n,
-            ))
-        })
-        .await
-    }
-
-    /// Revokes an agreement: the very next query under it is refused.
-    pub async fn revoke(&self, id: &str, reason: &str) -> Result<Negotiation> {
-        self.transition(id, |n| {
-            if n.state == NegotiationState::Terminated {
-                return Err(Error::Conflict(format!(
-                    "the agreement `{id}` is already terminated"
-                )));
-            }
-            n.state = NegotiationState::Terminated;
-            let reason = if reason.is_empty() {
-                "revoked by the provider".to_owned()
-            } else {
-                reason.to_owned()
-            };
-            n.reason = Some(reason.clone());
-            Ok(negotiation_entry(RecordKind::AgreementRevoked, self.id(), n).with_detail(reason))
-        })
-        .await
-    }
-
     pub(crate) fn forget_engines(&self, dataset: &str) {
         if let Ok(mut engines) = self.engines.lock() {
             engines.retain(|key, _| !key.starts_with(&format!("{dataset}|")));
@@ -435,18 +339,5 @@ impl Connector {
     /// did, if the log needed one.
     pub fn open_recovering(home: &Path) -> Result<(Self, Option<crate::audit::RecoveryDone>)> {
         crate::home::open_with(home, true)
-    }
-}
-
-fn negotiation_entry(kind: RecordKind, actor: &str, n: &Negotiation) -> AuditEntry {
-    let r = n.request.payload();
-    let entry = AuditEntry::new(kind, actor)
-        .with_counterparty(r.consumer.clone())
-        .with_agreement(n.id.clone())
-        .with_purpose(r.purpose.clone())
-        .with_decision(format!("{:?}", n.state).to_uppercase());
-    match &n.agreement {
-        Some(agreement) => entry.with_dataset(agreement.payload().dataset.clone()),
-        None => entry,
     }
 }

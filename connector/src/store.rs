@@ -24,6 +24,7 @@ pub trait Store: Send + Sync {
 /// The sled implementation.
 pub struct SledStore {
     db: sled::Db,
+    path: std::path::PathBuf,
 }
 
 impl SledStore {
@@ -40,7 +41,17 @@ impl SledStore {
                 storage(&e)
             }
         })?;
-        Ok(Self { db })
+        Ok(Self {
+            db,
+            path: path.to_owned(),
+        })
+    }
+
+    /// The durable replay guard on this store's `replay` tree, with the
+    /// ids that expired before `now` removed (see [`crate::replay`]).
+    pub fn replay_guard(&self, now: i64) -> Result<crate::replay::SledReplayGuard> {
+        let tree = self.tree(crate::replay::REPLAY_TREE)?;
+        Ok(crate::replay::SledReplayGuard::open(tree, &self.path, now)?)
     }
 
     fn tree(&self, name: &str) -> Result<sled::Tree> {

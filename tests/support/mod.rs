@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use connector::answer::AnswerFormat;
+use connector::audit::AuditRecord;
 use connector::client::HttpClient;
 use connector::consumer::{Contract, RemoteAnswer};
 use connector::home::{InitOptions, admin_token, init, issue_credential};
@@ -178,4 +179,39 @@ pub fn redteam_policy(rows_mode: bool) -> policy::model::UsagePolicy {
         value.as_object_mut().unwrap().remove("aggregation");
     }
     policy::model::UsagePolicy::from_json_str(&value.to_string()).unwrap()
+}
+
+/// Every record of `running`'s audit log, in order.
+pub fn audit_records(running: &Running) -> Vec<AuditRecord> {
+    let store = running.connector.audit().store();
+    let mut all = Vec::new();
+    let mut from = 0;
+    loop {
+        let chunk = store.range(from, 10_000).unwrap();
+        let Some(last) = chunk.last() else { break };
+        from = last.seq + 1;
+        all.extend(chunk);
+    }
+    all
+}
+
+/// Stops `running`, sets `option` to `value` (TOML) in its configuration
+/// file and serves it again on the same address.
+pub async fn reconfigure(running: Running, option: &str, value: &str) -> Running {
+    let home = running.home.clone();
+    let path = home.join("config.toml");
+    running.stop().await;
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<String> = text
+        .lines()
+        .filter(|line| !line.starts_with(&format!("{option} =")))
+        .map(str::to_owned)
+        .collect();
+    // Top-level options come before any table.
+    lines.insert(0, format!("{option} = {value}"));
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    let listen = connector::config::ConnectorConfig::load(&home)
+        .unwrap()
+        .listen;
+    serve_home(home, tokio::net::TcpListener::bind(&listen).await.unwrap()).await
 }

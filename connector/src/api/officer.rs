@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::auth::{CREDENTIAL_HEADER, Caller};
+use super::auth::{CREDENTIAL_HEADER, Caller, bearer, peer};
 use super::error::ApiError;
 use super::json::ApiJson;
 use crate::audit::AuditStore;
@@ -25,6 +25,7 @@ use crate::officer::{
     AuditFilter, Bucket, JsonLinesExport, Order, PageRequest, SqlLimits, export_parquet,
     is_officer_of, list_records, run_audit_sql, usage_figures,
 };
+use crate::refusals::AccessReason;
 use crate::service::Connector;
 use crate::{Error, Result};
 
@@ -79,22 +80,27 @@ impl FromRequestParts<Arc<Connector>> for Officer {
         parts: &mut Parts,
         connector: &Arc<Connector>,
     ) -> std::result::Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(unauthorized)?;
-        if connector.is_admin(token) {
+        let admin = bearer(parts).is_some_and(|token| connector.is_admin(token));
+        if admin {
             return Ok(Self::Owner);
         }
-        if !parts.headers.contains_key(CREDENTIAL_HEADER) {
+        if bearer(parts).is_none() || !parts.headers.contains_key(CREDENTIAL_HEADER) {
+            connector
+                .refuse_access(AccessReason::AdminToken, peer(parts), None)
+                .await;
             return Err(unauthorized());
         }
         let Caller(caller) = Caller::from_request_parts(parts, connector).await?;
         if is_officer_of(&caller.credential, connector.id()) {
             Ok(Self::Credential(caller.participant_id))
         } else {
+            connector
+                .refuse_access(
+                    AccessReason::NotOfficer,
+                    peer(parts),
+                    Some(&caller.participant_id),
+                )
+                .await;
             Err(ApiError::client(
                 StatusCode::FORBIDDEN,
                 format!(
