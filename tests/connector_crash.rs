@@ -6,40 +6,13 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use connector::answer::AnswerFormat;
 use connector::audit::{AuditStore, Evidence, SledAuditStore, verify_home, verify_home_against};
-use connector::client::HttpClient;
-use hyper::Method;
-use support::{World, provider, start};
-
-fn spawn_provider(home: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_dataspace"))
-        .args(["connector", "serve", "--home"])
-        .arg(home)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-async fn wait_healthy(url: &str) {
-    let http = HttpClient::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        let reply = http
-            .send(Method::GET, &format!("{url}/healthz"), &[], None)
-            .await;
-        if reply.is_ok_and(|r| r.status == 200) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the provider did not come up at {url}");
-}
+use support::{World, provider, spawn_provider, start, wait_healthy};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_provider_keeps_every_answered_query_in_its_chain() {

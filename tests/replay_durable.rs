@@ -6,13 +6,10 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use connector::client::{HttpClient, Reply};
 use hyper::Method;
 use policy::token::issue_request_token;
-use support::{Running, World, provider, serve_home, start};
+use support::{Running, World, provider, serve_home, spawn_provider, start, wait_healthy};
 
 const OFFER: &str = "telemetry_quality";
 const PURPOSE: &str = "quality-analysis";
@@ -87,31 +84,6 @@ async fn a_used_token_is_refused_after_a_restart() {
     assert_eq!(fresh.status, 200);
     consumer.stop().await;
     provider.stop().await;
-}
-
-fn spawn_provider(home: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_dataspace"))
-        .args(["connector", "serve", "--home"])
-        .arg(home)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-async fn wait_healthy(url: &str) {
-    let http = HttpClient::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        let reply = http
-            .send(Method::GET, &format!("{url}/healthz"), &[], None)
-            .await;
-        if reply.is_ok_and(|r| r.status == 200) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the provider did not come up at {url}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -99,7 +99,15 @@ fn bench_command_writes_a_report_with_every_figure() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("report.json");
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_dataspace"))
-        .args(["bench", "--scale", "0.01", "--runs", "2", "--data"])
+        .args([
+            "bench",
+            "--allow-debug-build",
+            "--scale",
+            "0.01",
+            "--runs",
+            "2",
+        ])
+        .arg("--data")
         .arg(dir.path().join("data"))
         .args([
             "--throughput-rows",

@@ -4,9 +4,17 @@
 //! to more than the budget (`plan_cache_bytes`), the least recently used
 //! entries going first. One cache serves every engine of a connector, each
 //! under its own key, so the budget bounds the connector, not each engine.
+//!
+//! The recency order is the `lru` crate's (a well-kept, dependency-light
+//! LRU map); this file adds only the byte accounting, which `lru` (bounded
+//! by entry count) does not have.
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use lru::LruCache;
+
+/// An entry's key: the engine and the SQL text.
+type Key = (u64, Arc<str>);
 
 /// Values by engine and SQL text, their weights within a byte budget.
 pub struct PlanCache<V> {
@@ -15,12 +23,8 @@ pub struct PlanCache<V> {
 }
 
 struct State<V> {
-    /// Entries by engine, then by SQL text.
-    engines: HashMap<u64, HashMap<Arc<str>, Entry<V>>>,
-    /// Every entry by its last use, oldest first.
-    by_use: BTreeMap<u64, (u64, Arc<str>)>,
-    /// The last use handed out.
-    clock: u64,
+    /// Every entry, most recently used first.
+    entries: LruCache<Key, Entry<V>>,
     /// The weights kept, added up.
     bytes: usize,
 }
@@ -28,7 +32,6 @@ struct State<V> {
 struct Entry<V> {
     value: V,
     weight: usize,
-    used: u64,
 }
 
 impl<V: Clone> PlanCache<V> {
@@ -37,9 +40,7 @@ impl<V: Clone> PlanCache<V> {
     pub fn new(budget: usize) -> Self {
         Self {
             state: Mutex::new(State {
-                engines: HashMap::new(),
-                by_use: BTreeMap::new(),
-                clock: 0,
+                entries: LruCache::unbounded(),
                 bytes: 0,
             }),
             budget,
@@ -49,56 +50,46 @@ impl<V: Clone> PlanCache<V> {
     /// A copy of the value kept for `sql` of `engine`, now the most
     /// recently used.
     pub fn get(&self, engine: u64, sql: &str) -> Option<V> {
-        let mut guard = self.lock();
-        let state = &mut *guard;
-        state.clock += 1;
-        let now = state.clock;
-        let entries = state.engines.get_mut(&engine)?;
-        let key = Arc::clone(entries.get_key_value(sql)?.0);
-        let entry = entries.get_mut(sql)?;
-        let previous = std::mem::replace(&mut entry.used, now);
-        let value = entry.value.clone();
-        state.by_use.remove(&previous);
-        state.by_use.insert(now, (engine, key));
-        Some(value)
+        let key: Key = (engine, Arc::from(sql));
+        self.lock()
+            .entries
+            .get(&key)
+            .map(|entry| entry.value.clone())
     }
 
     /// Keeps `value` for `sql` of `engine` with `weight`, evicting the
     /// least recently used entries until the weights fit the budget. A
     /// value heavier than the whole budget is not kept.
     pub fn insert(&self, engine: u64, sql: &str, value: V, weight: usize) {
+        let key: Key = (engine, Arc::from(sql));
         let mut state = self.lock();
-        state.remove(engine, sql);
+        if let Some(old) = state.entries.pop(&key) {
+            state.bytes -= old.weight;
+        }
         if weight > self.budget {
             return;
         }
         while state.bytes + weight > self.budget {
-            let Some((_, (oldest_engine, oldest_sql))) = state.by_use.pop_first() else {
+            let Some((_, oldest)) = state.entries.pop_lru() else {
                 break;
             };
-            state.remove(oldest_engine, &oldest_sql);
+            state.bytes -= oldest.weight;
         }
-        state.clock += 1;
-        let used = state.clock;
-        let key: Arc<str> = Arc::from(sql);
-        state.by_use.insert(used, (engine, Arc::clone(&key)));
         state.bytes += weight;
-        state.engines.entry(engine).or_default().insert(
-            key,
-            Entry {
-                value,
-                weight,
-                used,
-            },
-        );
+        state.entries.put(key, Entry { value, weight });
     }
 
     /// Forgets every entry of `engine`.
     pub fn forget(&self, engine: u64) {
         let mut state = self.lock();
-        if let Some(entries) = state.engines.remove(&engine) {
-            for entry in entries.values() {
-                state.by_use.remove(&entry.used);
+        let keys: Vec<Key> = state
+            .entries
+            .iter()
+            .filter(|((owner, _), _)| *owner == engine)
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in keys {
+            if let Some(entry) = state.entries.pop(&key) {
                 state.bytes -= entry.weight;
             }
         }
@@ -106,12 +97,16 @@ impl<V: Clone> PlanCache<V> {
 
     /// Entries kept for `engine`.
     pub fn len_of(&self, engine: u64) -> usize {
-        self.lock().engines.get(&engine).map_or(0, HashMap::len)
+        self.lock()
+            .entries
+            .iter()
+            .filter(|((owner, _), _)| *owner == engine)
+            .count()
     }
 
     /// Entries kept, for every engine.
     pub fn len(&self) -> usize {
-        self.lock().by_use.len()
+        self.lock().entries.len()
     }
 
     /// Whether nothing is kept.
@@ -130,23 +125,8 @@ impl<V: Clone> PlanCache<V> {
     }
 
     fn lock(&self) -> MutexGuard<'_, State<V>> {
-        // Every change leaves the maps and the total consistent.
+        // Every change leaves the map and the total consistent.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-impl<V> State<V> {
-    fn remove(&mut self, engine: u64, sql: &str) {
-        let Some(entries) = self.engines.get_mut(&engine) else {
-            return;
-        };
-        if let Some(entry) = entries.remove(sql) {
-            self.by_use.remove(&entry.used);
-            self.bytes -= entry.weight;
-        }
-        if entries.is_empty() {
-            self.engines.remove(&engine);
-        }
     }
 }
 

@@ -215,3 +215,31 @@ pub async fn reconfigure(running: Running, option: &str, value: &str) -> Running
         .listen;
     serve_home(home, tokio::net::TcpListener::bind(&listen).await.unwrap()).await
 }
+
+/// `dataspace connector serve --home HOME` as a child process (to be killed
+/// with SIGKILL), its output discarded.
+pub fn spawn_provider(home: &Path) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_dataspace"))
+        .args(["connector", "serve", "--home"])
+        .arg(home)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits up to 30 s for `url/healthz` to answer 200.
+pub async fn wait_healthy(url: &str) {
+    let http = HttpClient::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        let reply = http
+            .send(Method::GET, &format!("{url}/healthz"), &[], None)
+            .await;
+        if reply.is_ok_and(|r| r.status == 200) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the provider did not come up at {url}");
+}
