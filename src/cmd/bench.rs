@@ -42,10 +42,21 @@ pub struct BenchArgs {
     /// Datasets published in the catalog run (0 skips it).
     #[arg(long, default_value_t = 10_000)]
     catalog_datasets: usize,
+    /// Run even though this is not a release build (the figures then say
+    /// nothing about the product; for checking the command itself).
+    #[arg(long)]
+    allow_debug_build: bool,
 }
 
 /// Generates the data, measures, prints the table and writes the report.
 pub fn run(args: &BenchArgs) -> Result<()> {
+    if cfg!(debug_assertions) && !args.allow_debug_build {
+        anyhow::bail!(
+            "`dataspace bench` measures a release build, and this one is a debug build: \
+             run `cargo run --release -- bench ...` (the first release build takes about 21 \
+             minutes on 2 cores), or pass `--allow-debug-build` to check the command alone"
+        );
+    }
     std::fs::create_dir_all(&args.data)
         .with_context(|| format!("cannot create `{}`", args.data.display()))?;
     let data = args
