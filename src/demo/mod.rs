@@ -182,6 +182,13 @@ pub async fn run(options: &DemoOptions) -> Result<()> {
         dir.display()
     );
     println!("Everything below runs on real services over loopback HTTP, with embedded storage.");
+    if cfg!(debug_assertions) {
+        println!(
+            "This is a debug build: the times shown are those of unoptimised code, about ten \
+             times a release build's (`cargo run --release -- demo`); benchmark figures are in \
+             the README's Performance section."
+        );
+    }
     let mut n = Narrator::new();
     walk(&mut n, &dir, options).await
 }
