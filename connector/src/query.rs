@@ -107,6 +107,31 @@ impl Connector {
         Ok(agreement)
     }
 
+    /// The agreement `agreement_jws` presented by `caller`, verified and
+    /// admitted (see [`Self::admit`]), with its engine; and `base` with what
+    /// was learnt of the agreement (dataset, id, purpose), for the audit
+    /// record of the outcome either way. The one admission step of a query
+    /// and of a dry run.
+    async fn admitted(
+        &self,
+        caller: &VerifiedCaller,
+        agreement_jws: &str,
+        base: AuditEntry,
+    ) -> (Result<(Arc<Agreement>, Arc<GovernedEngine>)>, AuditEntry) {
+        let (agreement, state) = match self.presented_agreement(caller, agreement_jws) {
+            Ok(presented) => presented,
+            Err(e) => return (Err(e), base),
+        };
+        let base = base
+            .with_dataset(agreement.dataset.clone())
+            .with_agreement(agreement.id.clone())
+            .with_purpose(agreement.purpose.clone());
+        match self.admit(&agreement, state).await {
+            Ok(engine) => (Ok((agreement, engine)), base),
+            Err(e) => (Err(e), base),
+        }
+    }
+
     /// Admits a query under a verified `agreement` in negotiation `state`:
     /// in force, policy intact, purpose covered, valid now; returns the
     /// engine for its dataset.
@@ -276,16 +301,9 @@ impl Connector {
     ) -> Result<QueryAnswer> {
         let started = Instant::now();
         let base = self.query_entry(RecordKind::QueryRefused, caller, &request.sql);
-        let (agreement, state) = match self.presented_agreement(caller, &request.agreement) {
-            Ok(presented) => presented,
-            Err(e) => return Err(self.audit_refusal(base, e, started).await),
-        };
-        let base = base
-            .with_dataset(agreement.dataset.clone())
-            .with_agreement(agreement.id.clone())
-            .with_purpose(agreement.purpose.clone());
-        let engine = match self.admit(&agreement, state).await {
-            Ok(engine) => engine,
+        let (admitted, base) = self.admitted(caller, &request.agreement, base).await;
+        let (agreement, engine) = match admitted {
+            Ok(admitted) => admitted,
             Err(e) => return Err(self.audit_refusal(base, e, started).await),
         };
         if let Err(e) = self
@@ -421,16 +439,9 @@ impl Connector {
         base: AuditEntry,
         request: &QueryRequest,
     ) -> (Result<CheckOutcome>, AuditEntry) {
-        let (agreement, state) = match self.presented_agreement(caller, &request.agreement) {
-            Ok(presented) => presented,
-            Err(e) => return (Err(e), base),
-        };
-        let base = base
-            .with_dataset(agreement.dataset.clone())
-            .with_agreement(agreement.id.clone())
-            .with_purpose(agreement.purpose.clone());
-        let engine = match self.admit(&agreement, state).await {
-            Ok(engine) => engine,
+        let (admitted, base) = self.admitted(caller, &request.agreement, base).await;
+        let engine = match admitted {
+            Ok((_, engine)) => engine,
             Err(e) => return (Err(e), base),
         };
         let outcome = match engine.plan(&request.sql, Utc::now()).await {

@@ -480,6 +480,17 @@ fn an_unopenable_store_is_broken_at_zero_and_recovered_aside() {
     assert_eq!(aside, 1);
 }
 
+/// Exported checkpoints as evidence.
+fn as_evidence(checkpoints: Vec<(u64, String)>) -> Vec<Evidence> {
+    checkpoints
+        .into_iter()
+        .map(|(seq, jws)| Evidence {
+            source: format!("checkpoint #{seq}"),
+            jws,
+        })
+        .collect()
+}
+
 fn seq_of(receipt: &Evidence) -> u64 {
     receipt
         .source
@@ -493,13 +504,7 @@ fn a_log_rebuilt_with_the_connectors_key_is_caught_by_receipts_and_checkpoints()
     let p = pristine(30);
     // The checkpoints, as exported before the rewrite.
     let (checkpoints, _) = connector::audit::checkpoints_home(p.home.path()).unwrap();
-    let checkpoints: Vec<Evidence> = checkpoints
-        .into_iter()
-        .map(|(seq, jws)| Evidence {
-            source: format!("checkpoint #{seq}"),
-            jws,
-        })
-        .collect();
+    let checkpoints = as_evidence(checkpoints);
     assert!(checkpoints.len() >= 4);
     // A dishonest operator with the key replaces the log with another one,
     // head and all: it verifies on its own.
@@ -553,13 +558,7 @@ fn an_intact_log_holds_its_receipts_and_checkpoints() {
     let p = pristine(25);
     let (checkpoints, head) = connector::audit::checkpoints_home(p.home.path()).unwrap();
     assert!(head.is_some());
-    let checkpoints: Vec<Evidence> = checkpoints
-        .into_iter()
-        .map(|(seq, jws)| Evidence {
-            source: format!("checkpoint #{seq}"),
-            jws,
-        })
-        .collect();
+    let checkpoints = as_evidence(checkpoints);
     let (report, evidence) = verify_home_against(p.home.path(), &p.receipts, &checkpoints).unwrap();
     assert!(report.is_intact(), "{report}");
     assert!(evidence.holds(), "{evidence}");
