@@ -36,8 +36,11 @@ const PROGRAM_DIRS: &[&str] = &[
     "catalog/benches",
 ];
 
+/// The workspace root: this crate's folder, or `STRUCTURE_ROOT` when set
+/// (to check another checkout with a build of this test).
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("STRUCTURE_ROOT")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
 }
 
 // ---------------------------------------------------------------- modules
@@ -335,6 +338,8 @@ struct References<'a> {
     /// The module the visitor is in.
     module: Vec<String>,
     out: BTreeSet<usize>,
+    /// The first path that made each dependency, for the message.
+    why: BTreeMap<usize, String>,
 }
 
 impl References<'_> {
@@ -353,8 +358,13 @@ impl References<'_> {
             absolute(&segments, &self.module, scope)
         };
         if let Some(file) = self.krate.defining_file(&absolute, 0) {
-            self.out.insert(file);
+            self.note(file, &segments);
         }
+    }
+
+    fn note(&mut self, file: usize, path: &[String]) {
+        self.out.insert(file);
+        self.why.entry(file).or_insert_with(|| path.join("::"));
     }
 }
 
@@ -391,7 +401,7 @@ impl<'ast> Visit<'ast> for References<'_> {
         let scope = self.krate.scopes.get(&self.module).cloned();
         for target in scope.iter().flat_map(|s| s.uses.values().chain(&s.globs)) {
             if let Some(file) = self.krate.defining_file(target, 0) {
-                self.out.insert(file);
+                self.note(file, target);
             }
         }
     }
@@ -410,6 +420,14 @@ impl<'ast> Visit<'ast> for References<'_> {
 
 /// The files each file of `krate` depends on.
 fn dependencies(krate: &Crate) -> Vec<BTreeSet<usize>> {
+    dependencies_with_reasons(krate).0
+}
+
+/// The files each file of `krate` depends on, and per dependency the
+/// first path that made it.
+fn dependencies_with_reasons(
+    krate: &Crate,
+) -> (Vec<BTreeSet<usize>>, Vec<BTreeMap<usize, String>>) {
     krate
         .files
         .iter()
@@ -419,6 +437,7 @@ fn dependencies(krate: &Crate) -> Vec<BTreeSet<usize>> {
                 krate,
                 module: file.module.clone(),
                 out: BTreeSet::new(),
+                why: BTreeMap::new(),
             };
             for item in &file.syntax.items {
                 // Inline modules are visited with their own module path;
@@ -431,9 +450,9 @@ fn dependencies(krate: &Crate) -> Vec<BTreeSet<usize>> {
                 visitor.visit_item(item);
             }
             visitor.out.remove(&index);
-            visitor.out
+            (visitor.out, visitor.why)
         })
-        .collect()
+        .unzip()
 }
 
 /// Strongly connected components of more than one file (Tarjan).
@@ -499,13 +518,18 @@ fn cycles(edges: &[BTreeSet<usize>]) -> Vec<Vec<usize>> {
 
 /// Each cycle, as the files in it and, for each, what it uses of the
 /// others.
-fn describe(krate: &Crate, edges: &[BTreeSet<usize>], component: &[usize]) -> String {
+fn describe(
+    krate: &Crate,
+    edges: &[BTreeSet<usize>],
+    why: &[BTreeMap<usize, String>],
+    component: &[usize],
+) -> String {
     let mut out = String::new();
     for &file in component {
-        let uses: Vec<&str> = edges[file]
+        let uses: Vec<String> = edges[file]
             .iter()
             .filter(|d| component.contains(d))
-            .map(|d| krate.files[*d].path.as_str())
+            .map(|d| format!("{} (`{}`)", krate.files[*d].path, why[file][d]))
             .collect();
         out.push_str(&format!(
             "\n    {} -> {}",
@@ -522,14 +546,14 @@ fn no_file_imports_a_file_that_imports_it_back() {
     for root_file in CRATE_ROOTS {
         let krate = load_crate(&root(), root_file);
         assert!(krate.files.len() > 1, "{root_file}: no modules found");
-        let edges = dependencies(&krate);
+        let (edges, why) = dependencies_with_reasons(&krate);
         for component in cycles(&edges) {
-            found.push(describe(&krate, &edges, &component));
+            found.push(describe(&krate, &edges, &why, &component));
         }
     }
     assert!(
         found.is_empty(),
-        "import cycles between files (each line: a file -> the files of the cycle it uses):{}",
+        "import cycles between files (each line: a file -> the files of the cycle it uses, and the first path that uses each):{}",
         found.join("\n")
     );
 }
@@ -661,12 +685,17 @@ fn no_function_outside_tests_is_over_80_lines() {
 #[test]
 fn the_length_check_counts_from_fn_to_the_closing_brace() {
     let body = "    let x = 1;\n".repeat(MAX_FN_LINES - 1);
-    let text = format!("fn long() {{\n{body}}}\nfn short() {{}}\n#[cfg(test)]\nmod tests {{ fn t() {{\n{body}{body}}} }}\n");
+    let text = format!(
+        "fn long() {{\n{body}}}\nfn short() {{}}\n#[cfg(test)]\nmod tests {{ fn t() {{\n{body}{body}}} }}\n"
+    );
     let syntax = syn::parse_file(&text).unwrap();
     let mut visitor = LongFunctions {
         file: "x.rs",
         out: Vec::new(),
     };
     visitor.visit_file(&syntax);
-    assert_eq!(visitor.out, vec![format!("x.rs:1 `long`: {} lines", MAX_FN_LINES + 1)]);
+    assert_eq!(
+        visitor.out,
+        vec![format!("x.rs:1 `long`: {} lines", MAX_FN_LINES + 1)]
+    );
 }
