@@ -17,7 +17,7 @@ use connector::service::Connector;
 use hyper::Method;
 use serde_json::{Value, json};
 
-use super::read_text;
+use super::files::read_text;
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()

@@ -8,7 +8,7 @@ use policy::document::{DocumentKind, SignedDocument};
 use policy::keys::{KeyPair, PublicKey};
 use policy::model::UsagePolicy;
 
-use super::{emit, read_text};
+use super::files::{emit, read_text};
 
 /// Commands on usage policies.
 #[derive(Debug, Subcommand)]
