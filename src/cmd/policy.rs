@@ -41,7 +41,7 @@ pub struct SignArgs {
     /// The signer's private key (`private.pk8`, mode 0600).
     #[arg(long, value_name = "FILE")]
     key: PathBuf,
-    /// The usage policy, JSON as in `spec/usage-policy.md`.
+    /// The usage policy, JSON as in `docs/usage-policy.md`.
     #[arg(value_name = "POLICY.json")]
     policy: PathBuf,
     /// Write the signed policy (a JWS) to FILE instead of printing it.
