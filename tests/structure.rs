@@ -661,12 +661,17 @@ fn no_function_outside_tests_is_over_80_lines() {
 #[test]
 fn the_length_check_counts_from_fn_to_the_closing_brace() {
     let body = "    let x = 1;\n".repeat(MAX_FN_LINES - 1);
-    let text = format!("fn long() {{\n{body}}}\nfn short() {{}}\n#[cfg(test)]\nmod tests {{ fn t() {{\n{body}{body}}} }}\n");
+    let text = format!(
+        "fn long() {{\n{body}}}\nfn short() {{}}\n#[cfg(test)]\nmod tests {{ fn t() {{\n{body}{body}}} }}\n"
+    );
     let syntax = syn::parse_file(&text).unwrap();
     let mut visitor = LongFunctions {
         file: "x.rs",
         out: Vec::new(),
     };
     visitor.visit_file(&syntax);
-    assert_eq!(visitor.out, vec![format!("x.rs:1 `long`: {} lines", MAX_FN_LINES + 1)]);
+    assert_eq!(
+        visitor.out,
+        vec![format!("x.rs:1 `long`: {} lines", MAX_FN_LINES + 1)]
+    );
 }
