@@ -6,6 +6,7 @@
 mod bench;
 mod cmd;
 mod demo;
+mod served;
 
 use std::process::ExitCode;
 

@@ -19,7 +19,8 @@ use anyhow::{Context, Result, bail};
 
 use self::narrator::{Narrator, millis};
 use self::serve::serve_until_interrupted;
-use self::space::{Served, Space};
+use self::space::Space;
+use crate::served::Served;
 
 /// Steps of the walk-through.
 const STEPS: usize = 10;

@@ -4,7 +4,8 @@
 use anyhow::{Context, Result};
 use connector::home::admin_token;
 
-use super::space::{PLATFORM, Served, Space};
+use super::space::{PLATFORM, Space};
+use crate::served::Served;
 
 /// Prints what to try against the running space and waits for Ctrl-C;
 /// `agreement` is the SME's agreement still in force, `keep` whether the

@@ -1,5 +1,6 @@
 //! The demo's data space: an authority, the shared catalog, and the
-//! participants it admits, each with a connector served on loopback.
+//! participants it admits, each with a connector served on loopback
+//! ([`Served`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,37 +9,15 @@ use anyhow::{Context, Result};
 use catalog::config::CatalogConfig;
 use catalog::server::{RunningCatalog, open_catalog};
 use connector::home::{InitOptions, init, issue_credential};
-use connector::server::RunningConnector;
-use connector::service::Connector;
 use policy::credential::{Attributes, Authority};
 use policy::keys::KeyPair;
+
+use crate::served::Served;
 
 /// The platform's participant id.
 pub const PLATFORM: &str = "platform-north";
 /// The SME's participant id.
 pub const SME: &str = "sme-south";
-
-/// A connector served on a loopback port.
-pub struct Served {
-    /// The participant's connector.
-    pub connector: Arc<Connector>,
-    /// Its base URL.
-    pub url: String,
-    /// Its home folder.
-    pub home: PathBuf,
-    server: RunningConnector,
-}
-
-impl Served {
-    /// Stops the server and releases the connector's stores.
-    pub async fn shut_down(self) -> Result<()> {
-        let Self {
-            connector, server, ..
-        } = self;
-        drop(connector);
-        server.stop().await.context("stopping a connector")
-    }
-}
 
 /// The authority, its file, and what it issues.
 pub struct Space {
@@ -108,13 +87,6 @@ impl Space {
         attributes.set("sector", "manufacturing")?;
         issue_credential(&home, &self.authority, attributes, 7 * 86_400)
             .with_context(|| format!("cannot issue the credential of `{id}`"))?;
-        let connector = Arc::new(Connector::open(&home)?);
-        let server = RunningConnector::start(Arc::clone(&connector), listener)?;
-        Ok(Served {
-            connector,
-            url: server.url(),
-            home,
-            server,
-        })
+        Served::start(home, listener)
     }
 }

@@ -25,7 +25,8 @@ use policy::contract::Offer;
 use super::data;
 use super::narrator::{Narrator, millis, short};
 use super::policies;
-use super::space::{PLATFORM, SME, Served, Space};
+use super::space::{PLATFORM, SME, Space};
+use crate::served::Served;
 
 /// Step 1: an authority and the shared catalog.
 pub async fn found_the_space(n: &mut Narrator, dir: &Path) -> Result<(Space, RunningCatalog)> {
