@@ -5,6 +5,7 @@
 //! Run: `cargo bench --bench throughput` (`BENCH_SECONDS` sets the duration).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![warn(clippy::too_many_lines)]
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -13,7 +14,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use connector::client::PeerClient;
 use hyper::Method;
 use serde_json::json;
 
@@ -32,21 +32,10 @@ async fn run() {
         .unwrap_or(10);
     let clients = 16;
     let world = support::World::new();
-    let provider = support::provider(&world, |p| {
+    let (provider, consumer, contract) = support::contracted(&world, |p| {
         p["limits"]["max_queries"] = json!(100_000_000);
     })
     .await;
-    let consumer = support::start(&world, "sme-south", vec![], "sme").await;
-    let contract = consumer
-        .connector
-        .negotiate(
-            &provider.url,
-            "telemetry_quality",
-            "quality-analysis",
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
     let body = json!({ "agreement": contract.agreement.jws(), "sql": "SELECT site, avg(temperature) AS t FROM telemetry GROUP BY site" });
     let url = format!("{}/query", provider.url);
     let answered = Arc::new(AtomicU64::new(0));
@@ -55,11 +44,7 @@ async fn run() {
     let mut latencies = Vec::new();
     let tasks: Vec<_> = (0..clients)
         .map(|_| {
-            let peer = PeerClient::new(
-                "sme-south",
-                consumer.connector.credential(),
-                Arc::new(clone_key(&consumer.home)),
-            );
+            let peer = consumer.peer();
             let (url, body, answered, failed) = (
                 url.clone(),
                 body.clone(),
@@ -104,8 +89,4 @@ async fn run() {
     );
     consumer.stop().await;
     provider.stop().await;
-}
-
-fn clone_key(home: &std::path::Path) -> policy::keys::KeyPair {
-    policy::keys::KeyPair::load(&home.join("keys/private.pk8")).unwrap()
 }

@@ -7,7 +7,9 @@
 //! cargo run --example provider_consumer
 //! ```
 
-use std::path::Path;
+#![warn(clippy::too_many_lines)]
+
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,7 +31,7 @@ async fn participant(
     authority: &Authority,
     id: &str,
     role: &str,
-    data_roots: Vec<std::path::PathBuf>,
+    data_roots: Vec<PathBuf>,
 ) -> Result<RunningConnector> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -60,17 +62,7 @@ async fn main() -> Result<()> {
         dir.path().join("authority.json"),
         serde_json::to_string(&authority.trusted())?,
     )?;
-
-    // The provider's data: one reading per machine and hour.
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data)?;
-    let mut csv = String::from("machine,site,temperature\n");
-    for i in 0..600 {
-        let site = ["north", "south"][i % 2];
-        csv.push_str(&format!("M{},{site},{}\n", i % 30, 60 + i % 25));
-    }
-    std::fs::write(data.join("readings.csv"), csv)?;
-
+    let data = write_readings(dir.path())?;
     let provider_server = participant(
         dir.path(),
         &authority,
@@ -80,8 +72,29 @@ async fn main() -> Result<()> {
     )
     .await?;
     let consumer_server = participant(dir.path(), &authority, "consumer", "sme", vec![]).await?;
-    let (provider, consumer) = (provider_server.connector(), consumer_server.connector());
+    offer_readings(provider_server.connector(), &data).await?;
+    contract_and_query(consumer_server.connector(), &provider_server.url()).await?;
+    consumer_server.stop().await?;
+    provider_server.stop().await?;
+    Ok(())
+}
 
+/// The provider's data under `dir/data`: one reading per machine and hour.
+fn write_readings(dir: &Path) -> Result<PathBuf> {
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data)?;
+    let mut csv = String::from("machine,site,temperature\n");
+    for i in 0..600 {
+        let site = ["north", "south"][i % 2];
+        csv.push_str(&format!("M{},{site},{}\n", i % 30, 60 + i % 25));
+    }
+    std::fs::write(data.join("readings.csv"), csv)?;
+    Ok(data)
+}
+
+/// The provider registers `readings.csv` and offers it for benchmarking,
+/// aggregates only: groups of 5 readings from 5 machines.
+async fn offer_readings(provider: &Connector, data: &Path) -> Result<()> {
     provider
         .register_dataset(DatasetSpec {
             id: "readings".into(),
@@ -92,26 +105,32 @@ async fn main() -> Result<()> {
             sector: None,
         })
         .await?;
-    let policy = UsagePolicy::from_json_str(
-        r#"{
-          "type": "UsagePolicy", "version": 1, "id": "urn:policy:example",
-          "issuer": "provider", "target": { "dataset": "readings" },
-          "purposes": ["benchmarking"],
-          "validity": { "not_before": "2026-01-01T00:00:00Z", "not_after": "2030-12-31T23:59:59Z" },
-          "access": "aggregate",
-          "columns": { "machine": "entity", "site": "dimension", "temperature": "measure" },
-          "aggregation": { "min_rows": 5, "min_entities": 5, "functions": ["count", "avg"] },
-          "joins": "none"
-        }"#,
-    )?;
+    let policy = UsagePolicy::from_json_str(READINGS_POLICY)?;
     provider
         .create_offer("readings_offer", "readings", policy)
         .await?;
+    Ok(())
+}
 
-    // The consumer contracts for a purpose; both sides sign the agreement.
+/// The usage policy of the readings.
+const READINGS_POLICY: &str = r#"{
+  "type": "UsagePolicy", "version": 1, "id": "urn:policy:example",
+  "issuer": "provider", "target": { "dataset": "readings" },
+  "purposes": ["benchmarking"],
+  "validity": { "not_before": "2026-01-01T00:00:00Z", "not_after": "2030-12-31T23:59:59Z" },
+  "access": "aggregate",
+  "columns": { "machine": "entity", "site": "dimension", "temperature": "measure" },
+  "aggregation": { "min_rows": 5, "min_entities": 5, "functions": ["count", "avg"] },
+  "joins": "none"
+}"#;
+
+/// The consumer contracts with the provider at `provider_url` for a
+/// purpose (both sides sign the agreement), asks an aggregate and is
+/// refused the rows.
+async fn contract_and_query(consumer: &Connector, provider_url: &str) -> Result<()> {
     let contract = consumer
         .negotiate(
-            &provider_server.url(),
+            provider_url,
             "readings_offer",
             "benchmarking",
             Duration::from_secs(5),
@@ -144,7 +163,5 @@ async fn main() -> Result<()> {
         Ok(_) => anyhow::bail!("the policy should have refused a per-machine query"),
         Err(e) => println!("refused, as the policy says: {e}"),
     }
-    consumer_server.stop().await?;
-    provider_server.stop().await?;
     Ok(())
 }

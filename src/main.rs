@@ -1,9 +1,12 @@
 //! The `dataspace` command: keys, the data-space authority and usage
 //! policies. A thin dispatch; each command lives in [`cmd`].
 
+#![warn(missing_docs, clippy::too_many_lines)]
+
 mod bench;
 mod cmd;
 mod demo;
+mod served;
 
 use std::process::ExitCode;
 

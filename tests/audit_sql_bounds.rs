@@ -10,17 +10,12 @@ mod support;
 use connector::answer::AnswerFormat;
 use connector::audit::AuditRecord;
 use policy::document::hash_bytes;
-use support::{World, audit_records, provider, reconfigure, start};
-
-const OFFER: &str = "telemetry_quality";
-const PURPOSE: &str = "quality-analysis";
+use support::{World, audit_records, contracted, reconfigure};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_megabyte_of_sql_adds_only_its_bound_to_the_audit_log() {
     let world = World::new();
-    let provider = provider(&world, |_| {}).await;
-    let consumer = start(&world, "sme-south", vec![], "sme").await;
-    let contract = consumer.contract(&provider.url, OFFER, PURPOSE).await;
+    let (provider, consumer, contract) = contracted(&world, |_| {}).await;
     // Bodies of 4 MiB let a 1 MB query through to the SQL bounds.
     let provider = reconfigure(provider, "max_body_bytes", "4194304").await;
     let bound = provider.connector.config().audit_sql_bytes;

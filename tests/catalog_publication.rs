@@ -12,7 +12,6 @@ use catalog::client::CatalogClient;
 use catalog::config::CatalogConfig;
 use catalog::search::SearchQuery;
 use catalog::server::{RunningCatalog, open_catalog};
-use connector::answer::AnswerFormat;
 use hyper::Method;
 use support::{World, provider, start};
 
@@ -71,13 +70,7 @@ async fn offers_are_published_found_contracted_and_withdrawn() {
     let contract = consumer
         .contract(&offer.endpoint, &offer.id, "quality-analysis")
         .await;
-    consumer
-        .ask(
-            &contract.id,
-            "SELECT count(*) FROM telemetry",
-            AnswerFormat::Arrow,
-        )
-        .await;
+    consumer.count(&contract.id).await;
 
     // Removing the dataset withdraws it from the catalog.
     let (status, _) = provider

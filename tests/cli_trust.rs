@@ -3,25 +3,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
 use policy::credential::{TrustedAuthority, verify_credential};
 
-const POLICY: &str = r#"{
-  "type": "UsagePolicy",
-  "version": 1,
-  "id": "urn:policy:test:telemetry",
-  "issuer": "platform-north",
-  "target": { "dataset": "telemetry" },
-  "purposes": ["quality-analysis"],
-  "validity": { "not_before": "2026-01-01T00:00:00Z", "not_after": "2030-12-31T23:59:59Z" },
-  "access": "aggregate",
-  "columns": { "machine_id": "entity", "site": "dimension", "temperature": "measure" },
-  "aggregation": { "min_rows": 5, "min_entities": 5, "functions": ["count", "avg"] },
-  "joins": "none"
-}"#;
+/// The shared red-team policy, as a provider writes it.
+fn policy_text() -> String {
+    std::fs::read_to_string(support::shared("telemetry.policy.json")).unwrap()
+}
 
 fn run(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_dataspace"))
@@ -120,7 +113,7 @@ fn issue_sign_and_verify_end_to_end() {
     assert!(credential.exp - credential.iat == 30 * 86_400);
 
     let policy_file = path(d, "policy.json");
-    std::fs::write(&policy_file, POLICY).unwrap();
+    std::fs::write(&policy_file, policy_text()).unwrap();
     let signed = path(d, "policy.jws");
     ok(&[
         "policy",
@@ -139,7 +132,7 @@ fn issue_sign_and_verify_end_to_end() {
         &path(d, "platform/public.jwk.json"),
     ]);
     assert!(
-        stdout.contains("policy: urn:policy:test:telemetry"),
+        stdout.contains("policy: urn:policy:redteam:telemetry-quality"),
         "{stdout}"
     );
     assert!(stdout.contains("issuer: platform-north"), "{stdout}");
@@ -196,7 +189,7 @@ fn sign_refuses_an_invalid_policy_naming_the_field() {
     let policy_file = path(d, "bad.json");
     std::fs::write(
         &policy_file,
-        POLICY.replace("\"version\": 1", "\"version\": 7"),
+        policy_text().replace("\"version\": 1", "\"version\": 7"),
     )
     .unwrap();
     let stderr = fails(&[
@@ -217,7 +210,7 @@ fn sign_refuses_a_key_readable_by_others() {
     let key = d.join("p/private.pk8");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
     let policy_file = path(d, "policy.json");
-    std::fs::write(&policy_file, POLICY).unwrap();
+    std::fs::write(&policy_file, policy_text()).unwrap();
     let stderr = fails(&[
         "policy",
         "sign",

@@ -12,21 +12,16 @@ use std::time::{Duration, Instant};
 
 use connector::answer::AnswerFormat;
 use connector::audit::{AuditStore, Evidence, SledAuditStore, verify_home, verify_home_against};
-use support::{World, provider, spawn_provider, start, wait_healthy};
+use support::{World, contracted, kill, serve_in_child, wait_healthy};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_provider_keeps_every_answered_query_in_its_chain() {
     let world = World::new();
-    let in_process = provider(&world, |_| {}).await;
+    let (in_process, consumer, contract) = contracted(&world, |_| {}).await;
     let (home, url) = (in_process.home.clone(), in_process.url.clone());
-    let consumer = start(&world, "sme-south", vec![], "sme").await;
-    let contract = consumer
-        .contract(&url, "telemetry_quality", "quality-analysis")
-        .await;
     in_process.stop().await;
 
-    let mut child = spawn_provider(&home);
-    wait_healthy(&url).await;
+    let child = serve_in_child(&home, &url).await;
     // Four clients query without pause; the provider is killed while their
     // queries are in flight.
     let receipts = Arc::new(Mutex::new(Vec::new()));
@@ -52,8 +47,7 @@ async fn killed_provider_keeps_every_answered_query_in_its_chain() {
     while receipts.lock().unwrap().len() < 40 && started.elapsed() < Duration::from_secs(30) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    child.kill().unwrap(); // SIGKILL, with queries in flight
-    let _ = child.wait();
+    kill(child); // with queries in flight
     for client in clients {
         client.await.unwrap();
     }
@@ -95,17 +89,9 @@ async fn killed_provider_keeps_every_answered_query_in_its_chain() {
     assert_eq!(evidence.matched as usize, kept.len());
 
     // It restarts on the same stores and answers again.
-    let mut child = spawn_provider(&home);
-    wait_healthy(&url).await;
-    consumer
-        .ask(
-            &contract.id,
-            "SELECT count(*) FROM telemetry",
-            AnswerFormat::Arrow,
-        )
-        .await;
-    child.kill().unwrap();
-    let _ = child.wait();
+    let child = serve_in_child(&home, &url).await;
+    consumer.count(&contract.id).await;
+    kill(child);
     assert!(verify_home(&home).unwrap().first_broken.is_none());
     consumer.stop().await;
 }
@@ -113,19 +99,9 @@ async fn killed_provider_keeps_every_answered_query_in_its_chain() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tampered_audit_store_is_detected_and_named() {
     let world = World::new();
-    let running = provider(&world, |_| {}).await;
+    let (running, consumer, contract) = contracted(&world, |_| {}).await;
     let home = running.home.clone();
-    let consumer = start(&world, "sme-south", vec![], "sme").await;
-    let contract = consumer
-        .contract(&running.url, "telemetry_quality", "quality-analysis")
-        .await;
-    consumer
-        .ask(
-            &contract.id,
-            "SELECT count(*) FROM telemetry",
-            AnswerFormat::Arrow,
-        )
-        .await;
+    consumer.count(&contract.id).await;
     consumer.stop().await;
     running.stop().await;
     assert!(verify_home(&home).unwrap().first_broken.is_none());
@@ -177,21 +153,11 @@ async fn a_tampered_audit_store_is_detected_and_named() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_audit_log_is_refused_then_recovered_and_receipts_tell_what_was_lost() {
     let world = World::new();
-    let running = provider(&world, |_| {}).await;
+    let (running, consumer, contract) = contracted(&world, |_| {}).await;
     let (home, url) = (running.home.clone(), running.url.clone());
-    let consumer = start(&world, "sme-south", vec![], "sme").await;
-    let contract = consumer
-        .contract(&url, "telemetry_quality", "quality-analysis")
-        .await;
     let mut seqs = Vec::new();
     for _ in 0..6 {
-        let answer = consumer
-            .ask(
-                &contract.id,
-                "SELECT count(*) FROM telemetry",
-                AnswerFormat::Arrow,
-            )
-            .await;
+        let answer = consumer.count(&contract.id).await;
         seqs.push(answer.receipt.payload().audit_seq);
     }
     let consumer_home = consumer.home.clone();
@@ -279,8 +245,5 @@ async fn a_cut_audit_log_is_refused_then_recovered_and_receipts_tell_what_was_lo
         "{text}"
     );
     assert!(text.contains("0 contradicted"), "{text}");
-    let mut child = spawn_provider(&home);
-    wait_healthy(&url).await;
-    child.kill().unwrap();
-    let _ = child.wait();
+    kill(serve_in_child(&home, &url).await);
 }

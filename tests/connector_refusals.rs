@@ -7,19 +7,15 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use connector::audit::AuditRecord;
-use connector::client::{HttpClient, PeerClient};
+use connector::client::HttpClient;
 use hyper::Method;
 use policy::document::hash_bytes;
 use policy::token::issue_request_token;
 use serde_json::json;
-use support::{World, audit_records, provider, start};
-
-const OFFER: &str = "telemetry_quality";
-const PURPOSE: &str = "quality-analysis";
+use support::{COUNT_SQL, OFFER, World, audit_records, contracted, provider, send_with_token};
 
 fn of_kind<'a>(records: &'a [AuditRecord], kind: &str) -> Vec<&'a AuditRecord> {
     records.iter().filter(|r| r.kind.as_str() == kind).collect()
@@ -27,19 +23,10 @@ fn of_kind<'a>(records: &'a [AuditRecord], kind: &str) -> Vec<&'a AuditRecord> {
 
 /// `POST /query` at the provider with this exact token and credential.
 async fn post_query(url: &str, token: &str, credential: &str, body: &serde_json::Value) -> u16 {
-    let auth = format!("Bearer {token}");
-    HttpClient::new()
-        .send(
-            Method::POST,
-            &format!("{url}/query"),
-            &[
-                ("authorization", auth.as_str()),
-                ("x-dataspace-credential", credential),
-            ],
-            Some(body.to_string().into_bytes()),
-        )
+    let body = Some(body.to_string().into_bytes());
+    let url = format!("{url}/query");
+    send_with_token(Method::POST, &url, token, credential, body)
         .await
-        .unwrap()
         .status
         .as_u16()
 }
@@ -57,12 +44,9 @@ fn suppressed_in(record: &AuditRecord) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_and_missing_tokens_are_audited_without_their_text() {
     let world = World::new();
-    let provider = provider(&world, |_| {}).await;
-    let consumer = start(&world, "sme-south", vec![], "sme").await;
-    let contract = consumer.contract(&provider.url, OFFER, PURPOSE).await;
+    let (provider, consumer, contract) = contracted(&world, |_| {}).await;
     let credential = consumer.connector.credential().to_owned();
-    let body =
-        json!({ "agreement": contract.agreement.jws(), "sql": "SELECT count(*) FROM telemetry" });
+    let body = json!({ "agreement": contract.agreement.jws(), "sql": COUNT_SQL });
 
     // A real token whose payload was altered: the signature fails.
     let now = chrono::Utc::now().timestamp();
@@ -206,22 +190,17 @@ async fn a_flood_of_bad_tokens_writes_at_most_the_rate_limit_and_counts_the_rest
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_runs_and_refused_negotiations_are_audited() {
     let world = World::new();
-    let provider = provider(&world, |_| {}).await;
-    let consumer = start(&world, "sme-south", vec![], "sme").await;
+    let (provider, consumer, contract) = contracted(&world, |_| {}).await;
 
     // A purpose the policy does not list: refused, and the rule named.
     let wrong = consumer
         .connector
         .negotiate(&provider.url, OFFER, "marketing", Duration::from_secs(1))
         .await;
-    assert!(wrong.unwrap_err().to_string().contains("purpose"));
-    let contract = consumer.contract(&provider.url, OFFER, PURPOSE).await;
+    assert!(wrong.is_err());
+    assert_eq!(provider.last_rule().as_deref(), Some("purpose"));
 
-    let peer = PeerClient::new(
-        "sme-south",
-        consumer.connector.credential(),
-        Arc::new(policy::keys::KeyPair::load(&consumer.home.join("keys/private.pk8")).unwrap()),
-    );
+    let peer = consumer.peer();
     let url = format!("{}/query/check", provider.url);
     for sql in [
         "SELECT site, count(*) AS n FROM telemetry GROUP BY site",

@@ -10,10 +10,7 @@
 use connector::answer::AnswerFormat;
 
 mod support;
-use support::{World, provider, start};
-
-const OFFER: &str = "telemetry_quality";
-const PURPOSE: &str = "quality-analysis";
+use support::{World, contracted};
 
 fn deep_and(n: usize) -> String {
     let chain = (0..n)
@@ -83,9 +80,8 @@ fn huge_in_list(n: usize) -> String {
 async fn hostile_sql_is_refused_and_the_connector_stays_up() {
     let world = World::new();
     // A quota large enough for every probe.
-    let provider = provider(&world, |p| p["limits"]["max_queries"] = 10_000.into()).await;
-    let consumer = start(&world, "sme-south", vec![], "sme").await;
-    let contract = consumer.contract(&provider.url, OFFER, PURPOSE).await;
+    let (provider, consumer, contract) =
+        contracted(&world, |p| p["limits"]["max_queries"] = 10_000.into()).await;
     let good = "SELECT site, count(*) AS n FROM telemetry GROUP BY site";
 
     let cases: Vec<(&str, String, &str)> = vec![

@@ -22,7 +22,7 @@ use connector::client::HttpClient;
 use connector::home::admin_token;
 use hyper::Method;
 use serde_json::{Value, json};
-use support::{World, provider, start};
+use support::{World, contracted};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 const HOSTILE_SQL: &str = "SELECT '<img src=x onerror=alert(1)>' AS x, * FROM telemetry";
@@ -192,11 +192,7 @@ async fn the_dashboard_filters_records_in_chromium() {
     // A provider holding records: two answered queries, one refused whose
     // SQL is markup.
     let world = World::new();
-    let provider = provider(&world, |_| {}).await;
-    let consumer = start(&world, "sme-south", vec![], "sme").await;
-    let contract = consumer
-        .contract(&provider.url, "telemetry_quality", "quality-analysis")
-        .await;
+    let (provider, consumer, contract) = contracted(&world, |_| {}).await;
     for sql in [
         "SELECT site, count(*) AS n FROM telemetry GROUP BY site",
         "SELECT count(*) AS n FROM telemetry",

@@ -10,7 +10,7 @@ mod support;
 
 use connector::answer::AnswerFormat;
 use connector::engine::plan_weight;
-use support::{World, provider, reconfigure, start};
+use support::{World, contracted, reconfigure};
 
 /// Most the test process's resident memory may grow over the 100 queries,
 /// both connectors included. Measured on the development machine: 106 MiB
@@ -45,11 +45,7 @@ fn large_query(q: usize) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_large_queries_keep_the_plan_cache_within_its_budget() {
     let world = World::new();
-    let provider = provider(&world, |_| {}).await;
-    let consumer = start(&world, "sme-south", vec![], "sme").await;
-    let contract = consumer
-        .contract(&provider.url, "telemetry_quality", "quality-analysis")
-        .await;
+    let (provider, consumer, contract) = contracted(&world, |_| {}).await;
     let provider = reconfigure(provider, "max_sql_bytes", "262144").await;
     let plans = provider.connector.plans();
     let budget = plans.budget();

@@ -6,29 +6,15 @@
 
 mod support;
 
-use connector::client::{HttpClient, Reply};
+use connector::client::Reply;
 use hyper::Method;
 use policy::token::issue_request_token;
-use support::{Running, World, provider, serve_home, spawn_provider, start, wait_healthy};
-
-const OFFER: &str = "telemetry_quality";
-const PURPOSE: &str = "quality-analysis";
+use support::{Running, World, contracted, kill, send_with_token, serve_in_child};
 
 /// `GET /dsp/negotiations/{id}` at `url` with exactly this token.
 async fn get_with(url: &str, id: &str, token: &str, credential: &str) -> Reply {
-    let auth = format!("Bearer {token}");
-    HttpClient::new()
-        .send(
-            Method::GET,
-            &format!("{url}/dsp/negotiations/{id}"),
-            &[
-                ("authorization", auth.as_str()),
-                ("x-dataspace-credential", credential),
-            ],
-            None,
-        )
-        .await
-        .unwrap()
+    let url = format!("{url}/dsp/negotiations/{id}");
+    send_with_token(Method::GET, &url, token, credential, None).await
 }
 
 fn token_of(consumer: &Running) -> String {
@@ -52,9 +38,7 @@ fn assert_replayed(reply: &Reply) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_used_token_is_refused_after_a_restart() {
     let world = World::new();
-    let provider = provider(&world, |_| {}).await;
-    let consumer = start(&world, "sme-south", vec![], "sme").await;
-    let contract = consumer.contract(&provider.url, OFFER, PURPOSE).await;
+    let (provider, consumer, contract) = contracted(&world, |_| {}).await;
     let credential = consumer.connector.credential().to_owned();
     let token = token_of(&consumer);
     let first = get_with(&provider.url, &contract.id, &token, &credential).await;
@@ -66,12 +50,7 @@ async fn a_used_token_is_refused_after_a_restart() {
     );
     assert_replayed(&get_with(&provider.url, &contract.id, &token, &credential).await);
 
-    let (home, url) = (provider.home.clone(), provider.url.clone());
-    provider.stop().await;
-    let listener = tokio::net::TcpListener::bind(url.trim_start_matches("http://"))
-        .await
-        .unwrap();
-    let provider = serve_home(home, listener).await;
+    let provider = provider.restart().await;
     assert_replayed(&get_with(&provider.url, &contract.id, &token, &credential).await);
     // A fresh token still works.
     let fresh = get_with(
@@ -89,15 +68,12 @@ async fn a_used_token_is_refused_after_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_used_token_is_refused_after_the_provider_is_killed() {
     let world = World::new();
-    let in_process = provider(&world, |_| {}).await;
+    let (in_process, consumer, contract) = contracted(&world, |_| {}).await;
     let (home, url) = (in_process.home.clone(), in_process.url.clone());
-    let consumer = start(&world, "sme-south", vec![], "sme").await;
-    let contract = consumer.contract(&url, OFFER, PURPOSE).await;
     in_process.stop().await;
     let credential = consumer.connector.credential().to_owned();
 
-    let mut child = spawn_provider(&home);
-    wait_healthy(&url).await;
+    let child = serve_in_child(&home, &url).await;
     let tokens: Vec<String> = (0..20).map(|_| token_of(&consumer)).collect();
     for token in &tokens {
         let reply = get_with(&url, &contract.id, token, &credential).await;
@@ -109,15 +85,12 @@ async fn a_used_token_is_refused_after_the_provider_is_killed() {
         );
     }
     // SIGKILL right after the last answer: nothing runs at exit.
-    child.kill().unwrap();
-    let _ = child.wait();
+    kill(child);
 
-    let mut child = spawn_provider(&home);
-    wait_healthy(&url).await;
+    let child = serve_in_child(&home, &url).await;
     for token in &tokens {
         assert_replayed(&get_with(&url, &contract.id, token, &credential).await);
     }
-    child.kill().unwrap();
-    let _ = child.wait();
+    kill(child);
     consumer.stop().await;
 }

@@ -11,6 +11,8 @@
 //! Test code (`#[cfg(test)]` modules, `#[test]` functions, the `tests/`
 //! folders) is left out of both.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -318,10 +320,10 @@ impl Crate {
         for glob in &scope.globs {
             let mut next = glob.clone();
             next.extend(path[split..].iter().cloned());
-            if let Some(found) = self.defining_file(&next, depth + 1) {
-                if found != file {
-                    return Some(found);
-                }
+            if let Some(found) = self.defining_file(&next, depth + 1)
+                && found != file
+            {
+                return Some(found);
             }
         }
         // An item the scan does not know (a macro-made one, an impl's
@@ -442,10 +444,10 @@ fn dependencies_with_reasons(
             for item in &file.syntax.items {
                 // Inline modules are visited with their own module path;
                 // child files are their own entries.
-                if let syn::Item::Mod(m) = item {
-                    if m.content.is_none() {
-                        continue;
-                    }
+                if let syn::Item::Mod(m) = item
+                    && m.content.is_none()
+                {
+                    continue;
                 }
                 visitor.visit_item(item);
             }

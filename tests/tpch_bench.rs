@@ -7,6 +7,9 @@
 #[path = "../src/bench/mod.rs"]
 #[allow(dead_code)]
 mod bench;
+#[path = "../src/served.rs"]
+#[allow(dead_code)]
+mod served;
 
 use bench::inprocess::{InProcess, canonical};
 use bench::queries::{self, Mode};

@@ -16,6 +16,7 @@
 //! `BENCH_ONLY=verify` runs one half.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![warn(clippy::too_many_lines)]
 
 use std::path::Path;
 use std::sync::Arc;

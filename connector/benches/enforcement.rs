@@ -10,6 +10,7 @@
 //! (set `BENCH_ROWS` to change the row count).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![warn(clippy::too_many_lines)]
 
 use std::path::PathBuf;
 use std::sync::Arc;

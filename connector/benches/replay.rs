@@ -9,6 +9,7 @@
 //! (`BENCH_TOKENS` sets the tokens verified per scenario, default 6400).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![warn(clippy::too_many_lines)]
 
 use std::sync::Arc;
 use std::time::Instant;

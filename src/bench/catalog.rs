@@ -16,20 +16,15 @@ use policy::keys::KeyPair;
 use serde::Serialize;
 
 const PROVIDERS: usize = 20;
-const WORDS: [&str; 12] = [
-    "spindle",
-    "vibration",
-    "temperature",
-    "gearbox",
-    "bearing",
-    "torque",
-    "press",
-    "weld",
-    "energy",
-    "quality",
-    "scrap",
-    "pump",
-];
+/// The words of the generated titles and of the searches.
+const WORDS: &str =
+    "spindle vibration temperature gearbox bearing torque press weld energy quality scrap pump";
+
+/// The `n`th word of [`WORDS`], round and round.
+fn word(n: usize) -> &'static str {
+    let count = WORDS.split(' ').count();
+    WORDS.split(' ').nth(n % count).unwrap_or_default()
+}
 
 /// The catalog figures.
 #[derive(Debug, Clone, Serialize)]
@@ -68,7 +63,7 @@ fn sign_all(providers: &[SampleProvider], count: usize) -> Result<Vec<String>> {
                     part.iter()
                         .map(|n| {
                             let provider = &providers[n % providers.len()];
-                            let words = [WORDS[n % WORDS.len()], WORDS[(n / 7) % WORDS.len()]];
+                            let words = [word(*n), word(n / 7)];
                             let title = format!("{} {} line {n}", words[0], words[1]);
                             let description =
                                 provider.description(&format!("ds_{n:06}"), &title, &words)?;
@@ -168,16 +163,10 @@ fn search_latencies(catalog: &Catalog) -> Result<Vec<Duration>> {
     for i in 0..600 {
         let mut query = SearchQuery::default();
         match i % 3 {
-            0 => query.q = Some(WORDS[i % WORDS.len()].to_owned()),
-            1 => {
-                query.q = Some(format!(
-                    "{} {}",
-                    WORDS[i % WORDS.len()],
-                    WORDS[(i / 3) % WORDS.len()]
-                ))
-            }
+            0 => query.q = Some(word(i).to_owned()),
+            1 => query.q = Some(format!("{} {}", word(i), word(i / 3))),
             _ => {
-                query.q = Some(WORDS[i % WORDS.len()].to_owned());
+                query.q = Some(word(i).to_owned());
                 query.provider = Some(format!("provider-{:03}", i % PROVIDERS));
             }
         }

@@ -11,8 +11,6 @@ use connector::answer::from_arrow_stream;
 use connector::client::PeerClient;
 use connector::datasets::DatasetSpec;
 use connector::home::{InitOptions, init, issue_credential};
-use connector::server::RunningConnector;
-use connector::service::Connector;
 use datafusion::arrow::record_batch::RecordBatch;
 use hyper::Method;
 use policy::credential::{Attributes, Authority};
@@ -21,27 +19,11 @@ use policy::model::UsagePolicy;
 use serde_json::{Value, json};
 
 use super::queries::{Mode, PURPOSE, policy_json};
+use crate::served::Served;
 
 /// The provider's participant id.
 pub const PROVIDER: &str = "platform-tpch";
 const CONSUMER: &str = "sme-bench";
-
-/// One connector serving on loopback.
-struct Served {
-    connector: Arc<Connector>,
-    url: String,
-    server: RunningConnector,
-}
-
-impl Served {
-    async fn stop(self) -> Result<()> {
-        let Self {
-            connector, server, ..
-        } = self;
-        drop(connector);
-        server.stop().await.context("stopping a connector")
-    }
-}
 
 /// A provider and a consumer on loopback, with one agreement per mode for
 /// each dataset the provider serves.
@@ -135,8 +117,8 @@ impl Loopback {
 
     /// Stops both connectors.
     pub async fn stop(self) -> Result<()> {
-        self.consumer.stop().await?;
-        self.provider.stop().await
+        self.consumer.shut_down().await?;
+        self.provider.shut_down().await
     }
 }
 
@@ -193,11 +175,5 @@ async fn serve(
     std::fs::write(&config, lines.join("\n") + "\n").context("cannot write the config")?;
     issue_credential(&home, authority, Attributes::default(), 86_400)
         .context("cannot issue the credential")?;
-    let connector = Arc::new(connector::home::open(&home)?);
-    let server = RunningConnector::start(Arc::clone(&connector), listener)?;
-    Ok(Served {
-        connector,
-        url: server.url(),
-        server,
-    })
+    Served::start(home, listener)
 }

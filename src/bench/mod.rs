@@ -14,19 +14,20 @@ pub mod http;
 pub mod inprocess;
 pub mod queries;
 pub mod report;
+pub mod small;
 pub mod throughput;
 pub mod tpch;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Result, anyhow};
 
 use self::http::Loopback;
 use self::inprocess::{InProcess, canonical};
 use self::queries::BenchQuery;
-use self::report::{Machine, QueryFigures, Report, SmallQuery, Timing};
+use self::report::{Machine, QueryFigures, Report, Timing, timed};
+use self::small::SmallLegs;
 
 /// The dataset id of the full table.
 pub const LINEITEM: &str = "lineitem";
@@ -123,8 +124,12 @@ pub async fn run(
         ));
         figures.push(measure(&local, &world, &query, options.runs).await?);
     }
-    let (small_query, throughput) =
-        measure_small_queries(options, tables, &world, progress).await?;
+    let small = SmallLegs::open(LINEITEM_SMALL, &tables.small, &world).await?;
+    progress("small query, one client at a time");
+    let small_query = small.one_client_at_a_time().await?;
+    let throughput = small
+        .throughput(options.clients, options.throughput_time, progress)
+        .await?;
     world.stop().await?;
     progress("durable audit appends");
     let audit = audit::append_rate(options.audit_appenders, u64::MAX, options.audit_time).await?;
@@ -178,23 +183,12 @@ async fn measure(
     let rows = raw.iter().map(|b| b.num_rows()).sum();
     let mut samples = [(); 5].map(|()| Vec::new());
     for _ in 0..runs.max(1) {
-        let start = Instant::now();
-        local.raw(&query.raw).await?;
-        samples[0].push(elapsed_ms(start));
-        let start = Instant::now();
-        local.raw(&query.raw_filter_first).await?;
-        samples[1].push(elapsed_ms(start));
-        let start = Instant::now();
-        local.governed(query.mode, &query.governed).await?;
-        samples[2].push(elapsed_ms(start));
-        let start = Instant::now();
-        local
-            .governed_fresh_plan(query.mode, &query.governed)
-            .await?;
-        samples[3].push(elapsed_ms(start));
-        let start = Instant::now();
-        world.query(&client, &body).await?;
-        samples[4].push(elapsed_ms(start));
+        timed(&mut samples[0], local.raw(&query.raw)).await?;
+        timed(&mut samples[1], local.raw(&query.raw_filter_first)).await?;
+        timed(&mut samples[2], local.governed(query.mode, &query.governed)).await?;
+        let fresh = local.governed_fresh_plan(query.mode, &query.governed);
+        timed(&mut samples[3], fresh).await?;
+        timed(&mut samples[4], world.query(&client, &body)).await?;
     }
     let [raw, first, governed, fresh, http] = samples.map(|s| Timing::of(&s));
     let ratio = |t: &Timing, base: &Timing| t.median_ms / base.median_ms.max(1e-9);
@@ -217,142 +211,6 @@ async fn measure(
         http,
     })
 }
-
-fn elapsed_ms(start: Instant) -> f64 {
-    start.elapsed().as_secs_f64() * 1e3
-}
-
-/// The small query, one client at a time, then 16 concurrent clients; in
-/// process on the table held in memory, and over HTTP.
-async fn measure_small_queries(
-    options: &Options,
-    tables: &Tables,
-    world: &Loopback,
-    progress: &(dyn Fn(&str) + Sync),
-) -> Result<(SmallQuery, Vec<throughput::Throughput>)> {
-    let query = queries::small_query(LINEITEM_SMALL);
-    let sql = query.governed.clone();
-    let rows = tables.small.rows;
-    let table = inprocess::cached_table(&tables.small.dir).await?;
-    let engine = Arc::new(inprocess::cached_engine(
-        LINEITEM_SMALL,
-        Arc::clone(&table),
-    )?);
-    let raw = datafusion::prelude::SessionContext::new();
-    raw.register_table(LINEITEM_SMALL, table)?;
-    let on_parquet = InProcess::open(LINEITEM_SMALL, &tables.small.dir).await?;
-    let body = world.request(LINEITEM_SMALL, queries::Mode::Aggregate, &sql)?;
-    let client = world.client();
-    progress("small query, one client at a time");
-    let run_raw = |text: String| {
-        let raw = &raw;
-        async move {
-            let batches = raw.sql(&text).await?.collect().await?;
-            Ok::<_, anyhow::Error>(batches)
-        }
-    };
-    let run_governed = || async {
-        engine
-            .query(&sql, chrono::Utc::now())
-            .await
-            .map(|a| a.batches)
-            .map_err(|e| anyhow!("the small query is refused or fails: {e}"))
-    };
-    let expected = canonical(&run_raw(query.raw.clone()).await?)?;
-    let answers_match = canonical(&run_raw(query.raw_filter_first.clone()).await?)? == expected
-        && canonical(&run_governed().await?)? == expected
-        && canonical(&on_parquet.governed(query.mode, &sql).await?)? == expected
-        && canonical(&world.query(&client, &body).await?)? == expected;
-    let mut samples = [(); 7].map(|()| Vec::new());
-    for _ in 0..SMALL_RUNS {
-        let start = Instant::now();
-        run_raw(query.raw.clone()).await?;
-        samples[0].push(elapsed_ms(start));
-        let start = Instant::now();
-        run_raw(query.raw_filter_first.clone()).await?;
-        samples[1].push(elapsed_ms(start));
-        let start = Instant::now();
-        engine
-            .enforce(&sql, chrono::Utc::now())
-            .await
-            .map_err(|e| anyhow!("the small query is refused: {e}"))?;
-        samples[2].push(elapsed_ms(start));
-        let start = Instant::now();
-        run_governed().await?;
-        samples[3].push(elapsed_ms(start));
-        let start = Instant::now();
-        on_parquet.governed(query.mode, &sql).await?;
-        samples[4].push(elapsed_ms(start));
-        let start = Instant::now();
-        world.query(&client, &body).await?;
-        samples[5].push(elapsed_ms(start));
-        let start = Instant::now();
-        on_parquet.raw(&query.raw).await?;
-        samples[6].push(elapsed_ms(start));
-    }
-    let [
-        raw_ms,
-        first_ms,
-        plan_ms,
-        governed_ms,
-        parquet_ms,
-        http_ms,
-        raw_parquet_ms,
-    ] = samples.map(|s| Timing::of(&s));
-    let single = SmallQuery {
-        sql: sql.clone(),
-        raw_sql: query.raw.clone(),
-        table_rows: rows,
-        runs: SMALL_RUNS,
-        answers_match,
-        raw: raw_ms,
-        raw_filter_first: first_ms,
-        raw_parquet: raw_parquet_ms,
-        plan_and_enforce: plan_ms,
-        governed: governed_ms,
-        governed_parquet: parquet_ms,
-        http: http_ms,
-    };
-    progress(&format!(
-        "small-query throughput in process, {} clients, table of {rows} rows in memory, then on Parquet",
-        options.clients
-    ));
-    let memory = throughput::in_process(
-        "in_process_memory",
-        engine,
-        &sql,
-        rows,
-        options.clients,
-        options.throughput_time,
-    )
-    .await?;
-    let parquet = throughput::in_process(
-        "in_process_parquet",
-        Arc::new(on_parquet.engine(queries::Mode::Aggregate).clone()),
-        &sql,
-        rows,
-        options.clients,
-        options.throughput_time,
-    )
-    .await?;
-    progress(&format!(
-        "small-query throughput over HTTP, {} clients",
-        options.clients
-    ));
-    let remote = throughput::over_http(
-        world,
-        LINEITEM_SMALL,
-        &sql,
-        rows,
-        options.clients,
-        options.throughput_time,
-    )
-    .await?;
-    Ok((single, vec![memory, parquet, remote]))
-}
-
-/// Sequential runs of each leg of the small query.
-const SMALL_RUNS: usize = 30;
 
 /// Writes the report as JSON to `path`.
 pub fn write_json(report: &Report, path: &Path) -> Result<()> {

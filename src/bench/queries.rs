@@ -98,7 +98,8 @@ const Q1_SELECT: &str = "SELECT l_returnflag, l_linestatus, \
     avg(l_discount) AS avg_disc, count(*) AS count_order \
     FROM lineitem";
 const Q1_WHERE: &str = "l_shipdate <= DATE '1998-12-01' - INTERVAL '90' DAY";
-const Q1_TAIL: &str = "GROUP BY l_returnflag, l_linestatus ORDER BY l_returnflag, l_linestatus";
+const Q1_GROUP: &str = "GROUP BY l_returnflag, l_linestatus";
+const Q1_ORDER: &str = "ORDER BY l_returnflag, l_linestatus";
 
 /// TPC-H Q6 (forecasting revenue change), as written.
 const Q6_SELECT: &str = "SELECT sum(l_extendedprice * l_discount) AS revenue FROM lineitem";
@@ -130,51 +131,64 @@ const MONTHLY_SELECT: &str = "SELECT date_trunc('month', l_shipdate) AS month, l
 const MONTHLY_WHERE: &str = "l_shipdate >= DATE '1993-01-01' AND l_shipdate < DATE '1998-01-01'";
 const MONTHLY_GROUP: &str = "GROUP BY date_trunc('month', l_shipdate), l_returnflag";
 
+/// A governed query of `mode` and its raw twins: `select` with the
+/// consumer's `predicate`, `group` and `order` (either may be empty); the
+/// twins add the row filter after or before the predicate and, in
+/// aggregate mode, the threshold as a `HAVING`.
+fn twins(
+    name: &'static str,
+    mode: Mode,
+    select: &str,
+    predicate: &str,
+    group: &str,
+    order: &str,
+) -> BenchQuery {
+    let having = match mode {
+        Mode::Rows => String::new(),
+        Mode::Aggregate => threshold(),
+    };
+    let sql = |condition: &str, having: &str| {
+        [select, "WHERE", condition, group, having, order]
+            .into_iter()
+            .filter(|part| !part.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    BenchQuery {
+        name,
+        mode,
+        governed: sql(predicate, ""),
+        raw: sql(&format!("({predicate}) AND {ROW_FILTER}"), &having),
+        raw_filter_first: sql(&format!("{ROW_FILTER} AND ({predicate})"), &having),
+    }
+}
+
 /// Every benchmark query, in report order.
 pub fn all() -> Vec<BenchQuery> {
-    let filter = ROW_FILTER;
-    let having = threshold();
-    let grouped = |name, select: &str, predicate: &str, group: &str, order: &str| BenchQuery {
-        name,
-        mode: Mode::Aggregate,
-        governed: format!("{select} WHERE {predicate} {group} {order}"),
-        raw: format!("{select} WHERE ({predicate}) AND {filter} {group} {having} {order}"),
-        raw_filter_first: format!(
-            "{select} WHERE {filter} AND ({predicate}) {group} {having} {order}"
-        ),
-    };
+    let aggregate = Mode::Aggregate;
     vec![
-        BenchQuery {
-            name: "q1",
-            mode: Mode::Rows,
-            governed: format!("{Q1_SELECT} WHERE {Q1_WHERE} {Q1_TAIL}"),
-            raw: format!("{Q1_SELECT} WHERE ({Q1_WHERE}) AND {filter} {Q1_TAIL}"),
-            raw_filter_first: format!("{Q1_SELECT} WHERE {filter} AND ({Q1_WHERE}) {Q1_TAIL}"),
-        },
-        BenchQuery {
-            name: "q6",
-            mode: Mode::Rows,
-            governed: format!("{Q6_SELECT} WHERE {Q6_WHERE}"),
-            raw: format!("{Q6_SELECT} WHERE ({Q6_WHERE}) AND {filter}"),
-            raw_filter_first: format!("{Q6_SELECT} WHERE {filter} AND ({Q6_WHERE})"),
-        },
-        grouped(
+        twins("q1", Mode::Rows, Q1_SELECT, Q1_WHERE, Q1_GROUP, Q1_ORDER),
+        twins("q6", Mode::Rows, Q6_SELECT, Q6_WHERE, "", ""),
+        twins(
             "q1_aggregate",
+            aggregate,
             A1_SELECT,
             A1_WHERE,
-            "GROUP BY l_returnflag, l_linestatus",
-            "ORDER BY l_returnflag, l_linestatus",
+            Q1_GROUP,
+            Q1_ORDER,
         ),
-        grouped("q6_aggregate", A6_SELECT, A6_WHERE, "", ""),
-        grouped(
+        twins("q6_aggregate", aggregate, A6_SELECT, A6_WHERE, "", ""),
+        twins(
             "daily_aggregate",
+            aggregate,
             DAILY_SELECT,
             DAILY_WHERE,
             "GROUP BY l_shipdate",
             "ORDER BY l_shipdate",
         ),
-        grouped(
+        twins(
             "monthly_aggregate",
+            aggregate,
             MONTHLY_SELECT,
             MONTHLY_WHERE,
             MONTHLY_GROUP,
@@ -189,17 +203,12 @@ pub fn small_query(dataset: &str) -> BenchQuery {
         "SELECT l_returnflag, sum(l_quantity) AS sum_qty, count(*) AS count_order \
          FROM {dataset}"
     );
-    let predicate = "l_shipdate = DATE '1995-03-15'";
-    let group = "GROUP BY l_returnflag";
-    let order = "ORDER BY l_returnflag";
-    let having = threshold();
-    BenchQuery {
-        name: "small",
-        mode: Mode::Aggregate,
-        governed: format!("{select} WHERE {predicate} {group} {order}"),
-        raw: format!("{select} WHERE {predicate} AND {ROW_FILTER} {group} {having} {order}"),
-        raw_filter_first: format!(
-            "{select} WHERE {ROW_FILTER} AND {predicate} {group} {having} {order}"
-        ),
-    }
+    twins(
+        "small",
+        Mode::Aggregate,
+        &select,
+        "l_shipdate = DATE '1995-03-15'",
+        "GROUP BY l_returnflag",
+        "ORDER BY l_returnflag",
+    )
 }

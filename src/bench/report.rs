@@ -3,6 +3,9 @@
 //! figures, the goals met or missed; as JSON and as a readable table.
 
 use std::fmt::Write as _;
+use std::time::Instant;
+
+use anyhow::Result;
 
 use serde::Serialize;
 
@@ -261,9 +264,35 @@ pub fn goals(report: &Report) -> Vec<Goal> {
     goals
 }
 
+/// Runs `leg` and adds the time it took, in milliseconds, to `samples`.
+pub async fn timed<T>(samples: &mut Vec<f64>, leg: impl Future<Output = Result<T>>) -> Result<()> {
+    let start = Instant::now();
+    leg.await?;
+    samples.push(start.elapsed().as_secs_f64() * 1e3);
+    Ok(())
+}
+
 /// The report as a readable table.
 pub fn table(report: &Report) -> String {
     let mut out = String::new();
+    for section in [
+        header_line,
+        queries_table,
+        small_query_line,
+        throughput_table,
+        audit_and_catalog_lines,
+        goals_table,
+    ] {
+        if !out.is_empty() {
+            let _ = writeln!(out);
+        }
+        section(&mut out, report);
+    }
+    out
+}
+
+/// The run and its machine.
+fn header_line(out: &mut String, report: &Report) {
     let m = &report.machine;
     let _ = writeln!(
         out,
@@ -277,7 +306,10 @@ pub fn table(report: &Report) -> String {
         m.load_average_at_start,
         m.load_average_at_end
     );
-    let _ = writeln!(out);
+}
+
+/// A row a query: its medians and ratios.
+fn queries_table(out: &mut String, report: &Report) {
     let _ = writeln!(
         out,
         "| query | mode | rows | raw ms | raw, filter first ms | governed ms | governed, fresh plan ms | http ms | governed/raw | fresh plan/raw | http/raw | governed/raw filter first | same answer |"
@@ -305,7 +337,10 @@ pub fn table(report: &Report) -> String {
             if q.answers_match { "yes" } else { "NO" }
         );
     }
-    let _ = writeln!(out);
+}
+
+/// The small query, one client at a time.
+fn small_query_line(out: &mut String, report: &Report) {
     let sq = &report.small_query;
     let _ = writeln!(
         out,
@@ -320,7 +355,10 @@ pub fn table(report: &Report) -> String {
         sq.http.median_ms,
         if sq.answers_match { "yes" } else { "NO" }
     );
-    let _ = writeln!(out);
+}
+
+/// A row a throughput run.
+fn throughput_table(out: &mut String, report: &Report) {
     let _ = writeln!(
         out,
         "| throughput | clients | table rows | queries/s | p50 ms | p95 ms | failed |"
@@ -333,8 +371,11 @@ pub fn table(report: &Report) -> String {
             t.path, t.clients, t.table_rows, t.queries_per_second, t.p50_ms, t.p95_ms, t.failed
         );
     }
+}
+
+/// The audit append rate and, when measured, the catalog figures.
+fn audit_and_catalog_lines(out: &mut String, report: &Report) {
     let a = &report.audit;
-    let _ = writeln!(out);
     let _ = writeln!(
         out,
         "audit: {} durable records in {:.2} s with {} appenders = {:.0} records/s",
@@ -351,7 +392,10 @@ pub fn table(report: &Report) -> String {
             c.restart_seconds
         );
     }
-    let _ = writeln!(out);
+}
+
+/// The goals, met or missed.
+fn goals_table(out: &mut String, report: &Report) {
     let _ = writeln!(out, "| goal | target | measured | met |");
     let _ = writeln!(out, "|---|---|---:|---|");
     for g in &report.goals {
@@ -364,5 +408,4 @@ pub fn table(report: &Report) -> String {
             if g.met { "yes" } else { "no" }
         );
     }
-    out
 }

@@ -3,13 +3,15 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use policy::credential::{Attributes, Authority, Membership, TrustedAuthority};
 use policy::keys::{KeyPair, PublicKey};
 
-use super::{PRIVATE_KEY_FILE, create_dir, emit, now_unix, read_text, refuse_existing};
+use super::files::{create_dir, emit, read_text, refuse_existing};
+use super::keys::PRIVATE_KEY_FILE;
 
 /// File name of the authority's public description (id and public JWK).
 const AUTHORITY_FILE: &str = "authority.json";
@@ -152,4 +154,12 @@ fn parse_attr(text: &str) -> Result<(String, String), String> {
         }
         _ => Err(format!("expected NAME=VALUE, got `{text}`")),
     }
+}
+
+/// The current time in unix seconds.
+fn now_unix() -> Result<i64> {
+    let elapsed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .context("the system clock is before 1970")?;
+    i64::try_from(elapsed.as_secs()).context("the system clock is out of range")
 }

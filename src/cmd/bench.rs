@@ -13,34 +13,34 @@ use crate::bench::{self, Options};
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// TPC-H scale factor of `lineitem` (1 is six million rows).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_name = "F")]
     scale: f64,
     /// Timed runs per query and leg; medians are reported.
-    #[arg(long, default_value_t = 7)]
+    #[arg(long, default_value_t = 7, value_name = "N")]
     runs: usize,
     /// Where to write the JSON report.
-    #[arg(long, default_value = "bench-report.json")]
+    #[arg(long, default_value = "bench-report.json", value_name = "FILE")]
     out: PathBuf,
     /// Folder of generated Parquet files, reused across runs (generated if missing).
-    #[arg(long, default_value = "target/tpch")]
+    #[arg(long, default_value = "target/tpch", value_name = "DIR")]
     data: PathBuf,
     /// Rows of the small-query throughput table.
-    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(long, default_value_t = 1_000_000, value_name = "N")]
     throughput_rows: u64,
     /// Concurrent clients of the throughput runs.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_name = "N")]
     clients: usize,
     /// Seconds of each throughput run.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
     throughput_seconds: f64,
     /// Concurrent appenders of the audit run.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_name = "N")]
     audit_appenders: u64,
     /// Seconds of the audit run.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
     audit_seconds: f64,
     /// Datasets published in the catalog run (0 skips it).
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
     catalog_datasets: usize,
     /// Run even though this is not a release build (the figures then say
     /// nothing about the product; for checking the command itself).

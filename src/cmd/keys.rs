@@ -6,7 +6,12 @@ use anyhow::Result;
 use clap::Args;
 use policy::keys::KeyPair;
 
-use super::{PRIVATE_KEY_FILE, PUBLIC_KEY_FILE, create_dir, refuse_existing};
+use super::files::{create_dir, refuse_existing};
+
+/// File name of a private key (PKCS#8 DER, mode 0600) in a key folder.
+pub const PRIVATE_KEY_FILE: &str = "private.pk8";
+/// File name of a public key (JWK JSON) in a key folder.
+pub const PUBLIC_KEY_FILE: &str = "public.jwk.json";
 
 /// Writes `DIR/private.pk8` (PKCS#8, readable by the owner only) and
 /// `DIR/public.jwk.json`, and prints the key id. Existing files are never

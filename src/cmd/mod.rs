@@ -5,16 +5,13 @@ mod authority;
 mod bench;
 mod catalog;
 mod demo;
+mod files;
 mod keys;
 mod participant;
 mod policy;
 mod policy_cases;
 
-use std::fs;
-use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 /// A trusted data-space connector: keys, membership credentials and usage
@@ -103,50 +100,4 @@ impl Cli {
             Command::Demo(args) => demo::run(&args),
         }
     }
-}
-
-/// File name of a private key (PKCS#8 DER, mode 0600) in a key folder.
-pub const PRIVATE_KEY_FILE: &str = "private.pk8";
-/// File name of a public key (JWK JSON) in a key folder.
-pub const PUBLIC_KEY_FILE: &str = "public.jwk.json";
-
-/// The current time in unix seconds.
-fn now_unix() -> Result<i64> {
-    let elapsed = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .context("the system clock is before 1970")?;
-    i64::try_from(elapsed.as_secs()).context("the system clock is out of range")
-}
-
-/// Writes `text` (plus a newline) to `out`, or prints it to stdout.
-fn emit(text: &str, out: Option<&Path>) -> Result<()> {
-    match out {
-        Some(path) => fs::write(path, format!("{text}\n"))
-            .with_context(|| format!("cannot write `{}`", path.display())),
-        None => {
-            println!("{text}");
-            Ok(())
-        }
-    }
-}
-
-/// Reads a text file, naming it in the error.
-fn read_text(path: &Path) -> Result<String> {
-    fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))
-}
-
-/// Refuses to go on if any of `paths` exists.
-fn refuse_existing(paths: &[&Path]) -> Result<()> {
-    match paths.iter().find(|path| path.exists()) {
-        Some(path) => anyhow::bail!(
-            "`{}` already exists; refusing to overwrite it",
-            path.display()
-        ),
-        None => Ok(()),
-    }
-}
-
-/// Creates folder `dir` (and its parents) if missing.
-fn create_dir(dir: &Path) -> Result<()> {
-    fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))
 }

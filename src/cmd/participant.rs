@@ -16,7 +16,7 @@ use connector::home::{InitOptions, admin_token, init};
 use hyper::Method;
 use serde_json::{Value, json};
 
-use super::read_text;
+use super::files::read_text;
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -255,16 +255,16 @@ pub struct DatasetAddArgs {
     #[arg(long, value_name = "PATH")]
     path: PathBuf,
     /// A human title.
-    #[arg(long, default_value = "")]
+    #[arg(long, default_value = "", value_name = "TEXT")]
     title: String,
     /// What the data is.
-    #[arg(long, default_value = "")]
+    #[arg(long, default_value = "", value_name = "TEXT")]
     description: String,
     /// A search word (repeat).
-    #[arg(long = "keyword")]
+    #[arg(long = "keyword", value_name = "WORD")]
     keywords: Vec<String>,
     /// Industrial sector.
-    #[arg(long)]
+    #[arg(long, value_name = "SECTOR")]
     sector: Option<String>,
 }
 
@@ -274,7 +274,7 @@ pub struct IdArgs {
     /// The connector's home folder.
     #[arg(long, value_name = "DIR")]
     home: PathBuf,
-    /// The id.
+    /// The dataset, negotiation or agreement id, as `list` prints it.
     #[arg(value_name = "ID")]
     id: String,
 }
@@ -455,7 +455,7 @@ pub struct NegotiateArgs {
     #[arg(long, value_name = "PURPOSE")]
     purpose: String,
     /// Seconds to wait for a provider's manual approval.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     wait: u64,
 }
 

@@ -8,7 +8,7 @@ use policy::document::{DocumentKind, SignedDocument};
 use policy::keys::{KeyPair, PublicKey};
 use policy::model::UsagePolicy;
 
-use super::{emit, read_text};
+use super::files::{emit, read_text};
 
 /// Commands on usage policies.
 #[derive(Debug, Subcommand)]
@@ -41,7 +41,7 @@ pub struct SignArgs {
     /// The signer's private key (`private.pk8`, mode 0600).
     #[arg(long, value_name = "FILE")]
     key: PathBuf,
-    /// The usage policy, JSON as in `spec/usage-policy.md`.
+    /// The usage policy, JSON as in `docs/usage-policy.md`.
     #[arg(value_name = "POLICY.json")]
     policy: PathBuf,
     /// Write the signed policy (a JWS) to FILE instead of printing it.

@@ -13,7 +13,7 @@ use datafusion::catalog::TableProvider;
 use policy::document::{DocumentKind, SignedDocument};
 use policy::model::UsagePolicy;
 
-use super::read_text;
+use super::files::read_text;
 
 /// Arguments of `dataspace policy test`.
 #[derive(Debug, Args)]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use connector::answer::AnswerFormat;
 use connector::audit::AuditRecord;
-use connector::client::HttpClient;
+use connector::client::{HttpClient, PeerClient, Reply};
 use connector::consumer::{Contract, RemoteAnswer};
 use connector::home::{InitOptions, admin_token, init, issue_credential};
 use connector::server::RunningConnector;
@@ -20,6 +20,12 @@ use policy::keys::KeyPair;
 use serde_json::{Value, json};
 
 pub const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/redteam");
+/// The offer [`provider`] makes of the red-team fixture.
+pub const OFFER: &str = "telemetry_quality";
+/// A purpose the fixture's policy allows.
+pub const PURPOSE: &str = "quality-analysis";
+/// The simplest question the fixture's policy answers: its row count.
+pub const COUNT_SQL: &str = "SELECT count(*) FROM telemetry";
 
 pub fn shared(file: &str) -> PathBuf {
     Path::new(SHARED).join(file)
@@ -102,6 +108,40 @@ impl Running {
         self.connector.query_remote(id, sql, format).await.unwrap()
     }
 
+    /// [`COUNT_SQL`] under agreement `id`, as Arrow; the answer must come.
+    pub async fn count(&self, id: &str) -> RemoteAnswer {
+        self.ask(id, COUNT_SQL, AnswerFormat::Arrow).await
+    }
+
+    /// A client that calls peers as this participant: its credential, and
+    /// its key read again from its home.
+    pub fn peer(&self) -> PeerClient {
+        let key = KeyPair::load(&self.home.join("keys/private.pk8")).unwrap();
+        PeerClient::new(&self.id(), self.connector.credential(), Arc::new(key))
+    }
+
+    /// This participant's id, from its configuration.
+    pub fn id(&self) -> String {
+        self.connector.config().id.clone()
+    }
+
+    /// Stops the server and serves the same home again on the same
+    /// address, as a restart of the process would.
+    pub async fn restart(self) -> Running {
+        let home = self.home.clone();
+        self.stop().await;
+        let listen = connector::config::ConnectorConfig::load(&home)
+            .unwrap()
+            .listen;
+        serve_home(home, tokio::net::TcpListener::bind(&listen).await.unwrap()).await
+    }
+
+    /// The rule of the latest record in this connector's audit log.
+    pub fn last_rule(&self) -> Option<String> {
+        let last = self.connector.audit().store().last().unwrap();
+        last.and_then(|record| record.rule)
+    }
+
     pub async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
         let token = admin_token(&self.home).unwrap();
         let auth = format!("Bearer {token}");
@@ -117,6 +157,31 @@ impl Running {
         let value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
         (reply.status.as_u16(), value)
     }
+}
+
+/// Sends `method` to `url` with exactly this request token and credential
+/// (as a careless or hostile client would, where [`PeerClient`] always
+/// signs a fresh token).
+pub async fn send_with_token(
+    method: Method,
+    url: &str,
+    token: &str,
+    credential: &str,
+    body: Option<Vec<u8>>,
+) -> Reply {
+    let auth = format!("Bearer {token}");
+    HttpClient::new()
+        .send(
+            method,
+            url,
+            &[
+                ("authorization", auth.as_str()),
+                ("x-dataspace-credential", credential),
+            ],
+            body,
+        )
+        .await
+        .unwrap()
 }
 
 /// Starts a participant's connector on a free loopback port.
@@ -169,6 +234,18 @@ pub async fn provider(world: &World, edit: impl FnOnce(&mut Value)) -> Running {
     running
 }
 
+/// A provider from [`provider`] (`edit` applied to its policy), a consumer
+/// `sme-south`, and the consumer's contract for [`OFFER`] for [`PURPOSE`].
+pub async fn contracted(
+    world: &World,
+    edit: impl FnOnce(&mut Value),
+) -> (Running, Running, Contract) {
+    let provider = provider(world, edit).await;
+    let consumer = start(world, "sme-south", vec![], "sme").await;
+    let contract = consumer.contract(&provider.url, OFFER, PURPOSE).await;
+    (provider, consumer, contract)
+}
+
 /// The shared red-team policy, valid until 2099, in aggregate or rows mode.
 pub fn redteam_policy(rows_mode: bool) -> policy::model::UsagePolicy {
     let text = std::fs::read_to_string(shared("telemetry.policy.json")).unwrap();
@@ -198,9 +275,7 @@ pub fn audit_records(running: &Running) -> Vec<AuditRecord> {
 /// Stops `running`, sets `option` to `value` (TOML) in its configuration
 /// file and serves it again on the same address.
 pub async fn reconfigure(running: Running, option: &str, value: &str) -> Running {
-    let home = running.home.clone();
-    let path = home.join("config.toml");
-    running.stop().await;
+    let path = running.home.join("config.toml");
     let text = std::fs::read_to_string(&path).unwrap();
     let mut lines: Vec<String> = text
         .lines()
@@ -210,10 +285,7 @@ pub async fn reconfigure(running: Running, option: &str, value: &str) -> Running
     // Top-level options come before any table.
     lines.insert(0, format!("{option} = {value}"));
     std::fs::write(&path, lines.join("\n")).unwrap();
-    let listen = connector::config::ConnectorConfig::load(&home)
-        .unwrap()
-        .listen;
-    serve_home(home, tokio::net::TcpListener::bind(&listen).await.unwrap()).await
+    running.restart().await
 }
 
 /// `dataspace connector serve --home HOME` as a child process (to be killed
@@ -226,6 +298,19 @@ pub fn spawn_provider(home: &Path) -> std::process::Child {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap()
+}
+
+/// [`spawn_provider`], once it answers at `url`.
+pub async fn serve_in_child(home: &Path, url: &str) -> std::process::Child {
+    let child = spawn_provider(home);
+    wait_healthy(url).await;
+    child
+}
+
+/// Kills `child` with SIGKILL (nothing of it runs at exit) and reaps it.
+pub fn kill(mut child: std::process::Child) {
+    child.kill().unwrap();
+    let _ = child.wait();
 }
 
 /// Waits up to 30 s for `url/healthz` to answer 200.
