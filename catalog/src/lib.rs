@@ -31,6 +31,6 @@ pub mod service;
 pub mod store;
 
 pub use client::CatalogClient;
-pub use error::{Error, Result};
+pub use error::{BoxError, Error, Result};
 pub use model::{ColumnDescription, DatasetDescription, Unpublish};
 pub use service::{Catalog, CatalogSettings};

@@ -70,10 +70,19 @@ pub fn error_class(error: &Error) -> ErrorClass {
         | Error::CredentialExpired(_) => ErrorClass::Forbidden,
         Error::NotFound { .. } => ErrorClass::NotFound,
         Error::Conflict(_) => ErrorClass::Conflict,
-        Error::Storage(_)
+        Error::StoreOpen { .. }
+        | Error::Storage(_)
+        | Error::Corrupt { .. }
+        | Error::Encode { .. }
         | Error::Config { .. }
+        | Error::ConfigFile { .. }
+        | Error::ConfigSyntax { .. }
+        | Error::Listen { .. }
         | Error::Server(_)
-        | Error::Transport(_)
+        | Error::Request { .. }
+        | Error::Unreachable { .. }
+        | Error::Timeout { .. }
+        | Error::BadAnswer { .. }
         | Error::Refused { .. } => ErrorClass::Internal,
     }
 }
