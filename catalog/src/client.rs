@@ -214,14 +214,14 @@ impl CatalogClient {
                 source,
             })?;
         let exchange = async {
-            let response = self
-                .http
-                .request(request)
-                .await
-                .map_err(|source| Error::Unreachable {
-                    url: uri.clone(),
-                    source,
-                })?;
+            let response =
+                self.http
+                    .request(request)
+                    .await
+                    .map_err(|source| Error::Unreachable {
+                        url: uri.clone(),
+                        source,
+                    })?;
             let status = response.status();
             let bytes = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
                 .collect()

@@ -120,7 +120,10 @@ impl SledStore {
 impl CatalogStore for SledStore {
     fn put_participant(&self, participant: &Participant) -> Result<()> {
         self.participants
-            .insert(participant.id.as_bytes(), encode(participant, "participant")?)
+            .insert(
+                participant.id.as_bytes(),
+                encode(participant, "participant")?,
+            )
             .map_err(Error::Storage)?;
         Ok(())
     }

@@ -159,7 +159,9 @@ mod tests {
             (malformed(), 400),
             (policy::Error::AlgorithmNone, 400),
             (
-                policy::Error::AlgorithmNotAllowed { alg: "HS256".into() },
+                policy::Error::AlgorithmNotAllowed {
+                    alg: "HS256".into(),
+                },
                 400,
             ),
             (policy::Error::invalid_policy("purposes", "is empty"), 400),

@@ -60,7 +60,9 @@ pub fn router(catalog: Arc<Catalog>, max_body_bytes: usize) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(axum::middleware::map_response(kit::close_after_oversized_body))
+        .layer(axum::middleware::map_response(
+            kit::close_after_oversized_body,
+        ))
         .with_state(catalog)
 }
 
