@@ -6,7 +6,6 @@
 //! [`Error::Unreachable`], [`Error::Timeout`] or [`Error::BadAnswer`], each
 //! with the URL and, where there is one, the typed fault as its source.
 
-use std::fmt::Write as _;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,6 +14,7 @@ use hyper::{Method, Request, StatusCode, header};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use policy::document::SignedDocument;
 use policy::model::Access;
 use serde::Serialize;
@@ -306,17 +306,20 @@ fn query_string(query: &SearchQuery) -> String {
     }
 }
 
-/// Percent-encodes everything but the unreserved characters of RFC 3986.
+/// The bytes [`encode_component`] percent-encodes: all but RFC 3986's
+/// unreserved characters (`A-Z a-z 0-9 - . _ ~`); bytes outside ASCII are
+/// always encoded.
+pub const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Percent-encodes everything but the unreserved characters of RFC 3986
+/// (UTF-8 bytes, upper-case hex): safe as a path segment, a query name or
+/// value, and a part of a URN.
 pub fn encode_component(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            let _ = write!(out, "%{byte:02X}");
-        }
-    }
-    out
+    utf8_percent_encode(text, COMPONENT).to_string()
 }
 
 #[cfg(test)]
@@ -326,6 +329,15 @@ mod tests {
     #[test]
     fn encodes_components_and_queries() {
         assert_eq!(encode_component("a b/ü?&"), "a%20b%2F%C3%BC%3F%26");
+        for byte in 0..=127u8 {
+            let text = char::from(byte).to_string();
+            let unreserved = byte.is_ascii_alphanumeric() || b"-._~".contains(&byte);
+            let expected = match unreserved {
+                true => text.clone(),
+                false => format!("%{byte:02X}"),
+            };
+            assert_eq!(encode_component(&text), expected, "byte {byte}");
+        }
         let query = SearchQuery {
             q: Some("spindle vibration".into()),
             access: Some(Access::Aggregate),
