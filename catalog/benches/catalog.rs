@@ -305,6 +305,9 @@ fn main() {
         &queries[..SEARCHES / 2],
     ));
     catalog.flush().unwrap();
+    // Connection tasks the server left in the runtime still hold the
+    // catalog, and with it the store's lock: end them before reopening.
+    drop(runtime);
     drop(catalog);
     restart_phase(dir.path(), &trusted, datasets, &queries);
 }
