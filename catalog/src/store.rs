@@ -365,30 +365,24 @@ mod tests {
     fn sled_store_refuses_corrupt_publications() {
         let dir = tempfile::tempdir().unwrap();
         let store = SledStore::open(dir.path()).unwrap();
-        let key = DatasetKey::new("north", "x");
-        store
-            .datasets
-            .insert(tagged(PUBLISHED, &key), &[0, 0, 0, 9, b'{'])
-            .unwrap();
-        assert!(matches!(
-            store.dataset(&key),
-            Err(Error::Corrupt {
-                what: "publication",
-                source: None
-            })
-        ));
-        let other = DatasetKey::new("north", "y");
-        store
-            .datasets
-            .insert(tagged(PUBLISHED, &other), &[0, 0, 0, 1, b'{'])
-            .unwrap();
-        assert!(matches!(
-            store.dataset(&other),
-            Err(Error::Corrupt {
-                what: "dataset record",
-                source: Some(_)
-            })
-        ));
+        // A length past the end, then a record that is not JSON.
+        let cases: [(&str, &[u8], &str, bool); 2] = [
+            ("x", &[0, 0, 0, 9, b'{'], "publication", false),
+            ("y", &[0, 0, 0, 1, b'{'], "dataset record", true),
+        ];
+        for (id, bytes, part, from_json) in cases {
+            let key = DatasetKey::new("north", id);
+            store
+                .datasets
+                .insert(tagged(PUBLISHED, &key), bytes)
+                .unwrap();
+            match store.dataset(&key) {
+                Err(Error::Corrupt { what, source }) => {
+                    assert_eq!((what, source.is_some()), (part, from_json));
+                }
+                other => panic!("expected a corrupt {part}, got {other:?}"),
+            }
+        }
         assert!(store.for_each_record(&mut |_| Ok(())).is_err());
     }
 }
