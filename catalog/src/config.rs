@@ -131,21 +131,17 @@ impl CatalogConfig {
             path: path.clone(),
             source,
         })?;
-        let bad = |e: &dyn std::fmt::Display| {
-            Error::config(
-                "authority_key",
-                format!(
-                    "`{}` is neither `authority.json` nor a public JWK: {e}",
-                    path.display()
-                ),
-            )
+        let not_a_key = |source| Error::AuthorityKey {
+            path: path.clone(),
+            source,
         };
-        let value: Value = serde_json::from_str(&text).map_err(|e| bad(&e))?;
+        let value: Value = serde_json::from_str(&text).map_err(not_a_key)?;
         if value.get("jwk").is_some() {
-            return serde_json::from_value(value).map_err(|e| bad(&e));
+            return serde_json::from_value(value).map_err(not_a_key);
         }
-        let jwk: Jwk = serde_json::from_value(value).map_err(|e| bad(&e))?;
-        let public_key = PublicKey::from_jwk(&jwk).map_err(|e| bad(&e))?;
+        let jwk: Jwk = serde_json::from_value(value).map_err(not_a_key)?;
+        let public_key = PublicKey::from_jwk(&jwk)
+            .map_err(|e| Error::trust(format!("the authority key `{}`", path.display()), e))?;
         Ok(TrustedAuthority {
             id: self.authority_id.clone(),
             public_key,
@@ -223,6 +219,15 @@ mod tests {
         let bare = config.load_authority(dir.path()).unwrap();
         assert_eq!((bare.id.as_str(), bare.public_key), ("authority", key));
         config.authority_key = Some("missing.json".into());
-        assert!(config.load_authority(dir.path()).is_err());
+        assert!(matches!(
+            config.load_authority(dir.path()),
+            Err(Error::ConfigFile { .. })
+        ));
+        std::fs::write(dir.path().join("notes.txt"), "not json").unwrap();
+        config.authority_key = Some("notes.txt".into());
+        assert!(matches!(
+            config.load_authority(dir.path()),
+            Err(Error::AuthorityKey { .. })
+        ));
     }
 }

@@ -124,6 +124,16 @@ pub enum Error {
         #[source]
         source: Box<toml::de::Error>,
     },
+    /// The authority key file is neither an `authority.json` nor a public
+    /// JWK.
+    #[error("`{path}` is neither `authority.json` nor a public JWK: {source}")]
+    AuthorityKey {
+        /// The file.
+        path: PathBuf,
+        /// Why it does not decode.
+        #[source]
+        source: serde_json::Error,
+    },
     /// The HTTP server could not listen on its address.
     #[error("cannot listen on `{address}`: {source}")]
     Listen {

@@ -77,6 +77,7 @@ pub fn error_class(error: &Error) -> ErrorClass {
         | Error::Config { .. }
         | Error::ConfigFile { .. }
         | Error::ConfigSyntax { .. }
+        | Error::AuthorityKey { .. }
         | Error::Listen { .. }
         | Error::Server(_)
         | Error::Request { .. }
