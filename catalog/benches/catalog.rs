@@ -10,6 +10,7 @@
 //!
 //! Run: `cargo bench -p dataspace-catalog --bench catalog`.
 
+#![warn(clippy::too_many_lines)]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -23,170 +24,23 @@ use std::time::{Duration, Instant};
 
 use catalog::client::CatalogClient;
 use catalog::publish::verify_publication;
-use catalog::sample::{SampleProvider, column};
+use catalog::sample::{
+    COMMON_WORDS, EXTRA_COLUMNS, PURPOSES, RARE_WORDS, SECTORS, SampleRng, register_all,
+    sample_providers, sign_numbered,
+};
 use catalog::search::SearchQuery;
 use catalog::server::RunningCatalog;
 use catalog::store::SledStore;
-use catalog::{Catalog, CatalogSettings, DatasetDescription};
+use catalog::{Catalog, CatalogSettings};
 use chrono::Utc;
 use policy::credential::{Authority, TrustedAuthority};
 use policy::keys::KeyPair;
-use policy::model::{Access, ColumnClass};
+use policy::model::Access;
 
 const PROVIDERS: usize = 100;
-const COMMON: [&str; 24] = [
-    "spindle",
-    "vibration",
-    "temperature",
-    "gearbox",
-    "bearing",
-    "torque",
-    "press",
-    "weld",
-    "paint",
-    "energy",
-    "quality",
-    "scrap",
-    "cycle",
-    "downtime",
-    "pressure",
-    "humidity",
-    "conveyor",
-    "robot",
-    "laser",
-    "casting",
-    "milling",
-    "turbine",
-    "pump",
-    "valve",
-];
-const SECTORS: [&str; 8] = [
-    "manufacturing",
-    "automotive",
-    "energy",
-    "chemicals",
-    "logistics",
-    "aerospace",
-    "food",
-    "textiles",
-];
-const PURPOSES: [&str; 6] = [
-    "predictive-maintenance",
-    "quality-analysis",
-    "demand-planning",
-    "energy-optimisation",
-    "research",
-    "benchmarking",
-];
 const HTTP_UPDATES: usize = 5_000;
 const HTTP_CLIENTS: usize = 16;
 const SEARCHES: usize = 2_000;
-
-/// A small deterministic generator (xorshift).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    /// A word: common ones often, else one of 20,000 rare ones.
-    fn word(&mut self) -> String {
-        match self.below(3) {
-            0 => format!("w{}", self.below(20_000)),
-            _ => COMMON[self.below(COMMON.len())].to_owned(),
-        }
-    }
-}
-
-fn description(provider: &SampleProvider, n: usize, version: u64) -> DatasetDescription {
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (n as u64 + 1).wrapping_mul(0x2545_F491_4F6C_DD1D));
-    let id = format!("ds-{n:06}");
-    let purposes = [
-        PURPOSES[rng.below(PURPOSES.len())],
-        PURPOSES[(n + 1) % PURPOSES.len()],
-    ];
-    let purposes: Vec<&str> = if purposes[0] == purposes[1] {
-        vec![purposes[0]]
-    } else {
-        purposes.to_vec()
-    };
-    let access = if n.is_multiple_of(4) {
-        Access::Rows
-    } else {
-        Access::Aggregate
-    };
-    let mut policy = provider.policy(&id, &purposes, access);
-    let extra = format!("c{}", rng.below(40));
-    policy.columns.insert(extra.clone(), ColumnClass::Measure);
-    let offer = provider.offer(&format!("{id}-offer"), policy).unwrap();
-    let title: Vec<String> = (0..3).map(|_| rng.word()).collect();
-    let words: Vec<String> = (0..10).map(|_| rng.word()).collect();
-    let keywords: Vec<String> = (0..3).map(|_| rng.word()).collect();
-    let mut columns = vec![
-        column("plant", "Utf8", ColumnClass::Dimension),
-        column("vibration", "Float64", ColumnClass::Measure),
-    ];
-    if access == Access::Aggregate {
-        columns.insert(0, column("machine_id", "Utf8", ColumnClass::Entity));
-    }
-    columns.push(column(&extra, "Float64", ColumnClass::Measure));
-    DatasetDescription {
-        id,
-        provider: provider.id.clone(),
-        version,
-        title: title.join(" "),
-        description: words.join(" "),
-        keywords,
-        sector: Some(SECTORS[n % SECTORS.len()].to_owned()),
-        columns,
-        row_count: rng.next() % 10_000_000,
-        updated_at: Utc::now(),
-        offers: vec![offer],
-        endpoint: provider.endpoint.clone(),
-    }
-}
-
-/// Signs descriptions `range` (version `version`) on all cores.
-fn sign_all(
-    providers: &[SampleProvider],
-    range: std::ops::Range<usize>,
-    version: u64,
-) -> Vec<String> {
-    let cores = thread::available_parallelism().map_or(2, |n| n.get());
-    let items: Vec<usize> = range.collect();
-    let chunk = items.len().div_ceil(cores).max(1);
-    thread::scope(|scope| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|n| {
-                            let provider = &providers[n % providers.len()];
-                            provider
-                                .sign(description(provider, *n, version))
-                                .unwrap()
-                                .jws()
-                                .to_owned()
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap())
-            .collect()
-    })
-}
 
 fn open(dir: &std::path::Path, trusted: &TrustedAuthority) -> Catalog {
     let store = SledStore::open(dir).unwrap();
@@ -224,29 +78,29 @@ fn publish_parallel(catalog: &Catalog, signed: &[String]) -> Duration {
 }
 
 fn queries(count: usize) -> Vec<SearchQuery> {
-    let mut rng = Rng(42);
+    let mut rng = SampleRng::new(42);
     (0..count)
         .map(|i| {
             let mut q = SearchQuery::default();
             match i % QUERY_KINDS.len() {
-                0 => q.q = Some(COMMON[rng.below(COMMON.len())].to_owned()),
+                0 => q.q = Some(COMMON_WORDS[rng.below(COMMON_WORDS.len())].to_owned()),
                 1 => {
                     q.q = Some(format!(
                         "{} {}",
-                        COMMON[rng.below(COMMON.len())],
-                        COMMON[rng.below(COMMON.len())]
+                        COMMON_WORDS[rng.below(COMMON_WORDS.len())],
+                        COMMON_WORDS[rng.below(COMMON_WORDS.len())]
                     ))
                 }
-                2 => q.q = Some(format!("w{}", rng.below(20_000))),
+                2 => q.q = Some(format!("w{}", rng.below(RARE_WORDS))),
                 3 => {
-                    q.q = Some(COMMON[rng.below(COMMON.len())].to_owned());
+                    q.q = Some(COMMON_WORDS[rng.below(COMMON_WORDS.len())].to_owned());
                     q.sector = Some(SECTORS[rng.below(SECTORS.len())].to_owned());
                 }
                 4 => {
                     q.purpose = Some(PURPOSES[rng.below(PURPOSES.len())].to_owned());
                     q.access = Some(Access::Rows);
                 }
-                5 => q.column = Some(format!("c{}", rng.below(40))),
+                5 => q.column = Some(format!("c{}", rng.below(EXTRA_COLUMNS))),
                 _ => q.offset = Some(rng.below(1_000)),
             }
             q.limit = Some(20);
@@ -344,37 +198,32 @@ async fn http_phase(catalog: Arc<Catalog>, updates: Vec<String>, queries: &[Sear
     running.stop().await.unwrap();
 }
 
-fn main() {
-    let datasets: usize = std::env::var("CATALOG_BENCH_DATASETS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100_000);
+/// A catalog in a temporary folder with [`PROVIDERS`] registered
+/// providers, and the authority that admitted them.
+struct Setup {
+    dir: tempfile::TempDir,
+    trusted: TrustedAuthority,
+    providers: Vec<catalog::sample::SampleProvider>,
+    catalog: Catalog,
+}
+
+fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let authority = Authority::new("authority", KeyPair::generate().unwrap());
     let trusted = authority.trusted();
-    let providers: Vec<SampleProvider> = (0..PROVIDERS)
-        .map(|i| SampleProvider::new(&format!("provider-{i:03}")).unwrap())
-        .collect();
+    let providers = sample_providers(PROVIDERS).unwrap();
     let catalog = open(dir.path(), &trusted);
-    for provider in &providers {
-        catalog
-            .register(
-                &authority
-                    .issue(&provider.membership(), Utc::now().timestamp(), 86_400)
-                    .unwrap(),
-            )
-            .unwrap();
+    register_all(&catalog, &authority, &providers).unwrap();
+    Setup {
+        dir,
+        trusted,
+        providers,
+        catalog,
     }
+}
 
-    let start = Instant::now();
-    let signed = sign_all(&providers, 0..datasets, 1);
-    let updates = sign_all(&providers, 0..HTTP_UPDATES.min(datasets), 2);
-    println!(
-        "signed {} descriptions (3 signatures each) in {:.2} s",
-        signed.len() + updates.len(),
-        start.elapsed().as_secs_f64()
-    );
-
+/// Verification alone, then publication on one thread and on all cores.
+fn publication_phase(catalog: &Catalog, signed: &[String]) {
     let sample = &signed[..signed.len().min(10_000)];
     let start = Instant::now();
     for jws in sample {
@@ -384,17 +233,57 @@ fn main() {
         "verification alone (3 signatures, no store, 1 thread): {}",
         rate(sample.len(), start.elapsed())
     );
-
-    let half = datasets / 2;
-    let elapsed = publish_sequential(&catalog, &signed[..half]);
+    let half = signed.len() / 2;
+    let elapsed = publish_sequential(catalog, &signed[..half]);
     println!("publication, domain API, 1 thread: {}", rate(half, elapsed));
-    let elapsed = publish_parallel(&catalog, &signed[half..]);
+    let elapsed = publish_parallel(catalog, &signed[half..]);
     let cores = thread::available_parallelism().map_or(2, |n| n.get());
     println!(
         "publication, domain API, {cores} threads: {}",
-        rate(datasets - half, elapsed)
+        rate(signed.len() - half, elapsed)
     );
-    assert_eq!(catalog.len(), datasets);
+    assert_eq!(catalog.len(), signed.len());
+}
+
+/// Reopens the store in `dir` and searches again.
+fn restart_phase(
+    dir: &std::path::Path,
+    trusted: &TrustedAuthority,
+    datasets: usize,
+    queries: &[SearchQuery],
+) {
+    let start = Instant::now();
+    let reopened = open(dir, trusted);
+    let elapsed = start.elapsed();
+    assert_eq!(reopened.len(), datasets);
+    println!(
+        "restart (reopen sled, rebuild the index of {datasets} datasets): {:.2} s",
+        elapsed.as_secs_f64()
+    );
+    let (samples, _) = search_in_process(&reopened, queries);
+    println!("search after restart: {}", percentiles(samples));
+}
+
+fn main() {
+    let datasets: usize = std::env::var("CATALOG_BENCH_DATASETS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let Setup {
+        dir,
+        trusted,
+        providers,
+        catalog,
+    } = setup();
+    let start = Instant::now();
+    let signed = sign_numbered(&providers, 0..datasets, 1).unwrap();
+    let updates = sign_numbered(&providers, 0..HTTP_UPDATES.min(datasets), 2).unwrap();
+    println!(
+        "signed {} descriptions (3 signatures each) in {:.2} s",
+        signed.len() + updates.len(),
+        start.elapsed().as_secs_f64()
+    );
+    publication_phase(&catalog, &signed);
 
     let queries = queries(SEARCHES);
     let (samples, hits) = search_in_process(&catalog, &queries);
@@ -416,16 +305,9 @@ fn main() {
         &queries[..SEARCHES / 2],
     ));
     catalog.flush().unwrap();
+    // Connection tasks the server left in the runtime still hold the
+    // catalog, and with it the store's lock: end them before reopening.
+    drop(runtime);
     drop(catalog);
-
-    let start = Instant::now();
-    let reopened = open(dir.path(), &trusted);
-    let elapsed = start.elapsed();
-    assert_eq!(reopened.len(), datasets);
-    println!(
-        "restart (reopen sled, rebuild the index of {datasets} datasets): {:.2} s",
-        elapsed.as_secs_f64()
-    );
-    let (samples, _) = search_in_process(&reopened, &queries);
-    println!("search after restart: {}", percentiles(samples));
+    restart_phase(dir.path(), &trusted, datasets, &queries);
 }

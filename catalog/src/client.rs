@@ -3,9 +3,9 @@
 //!
 //! A refusal by the catalog is [`Error::Refused`] with its status, message
 //! and field; anything else that goes wrong on the way is
-//! [`Error::Transport`].
+//! [`Error::Unreachable`], [`Error::Timeout`] or [`Error::BadAnswer`], each
+//! with the URL and, where there is one, the typed fault as its source.
 
-use std::fmt::Write as _;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,6 +14,7 @@ use hyper::{Method, Request, StatusCode, header};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use policy::document::SignedDocument;
 use policy::model::Access;
 use serde::Serialize;
@@ -171,7 +172,10 @@ impl CatalogClient {
     pub async fn openness_html(&self, provider: &str) -> Result<String> {
         let path = format!("/providers/{}/openness.html", encode_component(provider));
         let bytes = self.send(Method::GET, &path, None).await?;
-        String::from_utf8(bytes.to_vec()).map_err(|e| Error::Transport(e.to_string()))
+        String::from_utf8(bytes.to_vec()).map_err(|e| Error::BadAnswer {
+            url: format!("{}{path}", self.base),
+            source: Box::new(e),
+        })
     }
 
     /// The whole catalog as DCAT 3 JSON-LD.
@@ -186,10 +190,9 @@ impl CatalogClient {
         body: Option<Vec<u8>>,
     ) -> Result<T> {
         let bytes = self.send(method, path, body).await?;
-        serde_json::from_slice(&bytes).map_err(|e| {
-            Error::Transport(format!(
-                "the answer to `{path}` is not what was expected: {e}"
-            ))
+        serde_json::from_slice(&bytes).map_err(|e| Error::BadAnswer {
+            url: format!("{}{path}", self.base),
+            source: Box::new(e),
         })
     }
 
@@ -206,27 +209,35 @@ impl CatalogClient {
         }
         let request = request
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
-            .map_err(|e| {
-                Error::invalid("catalog", format!("cannot build a request to `{uri}`: {e}"))
+            .map_err(|source| Error::Request {
+                url: uri.clone(),
+                source,
             })?;
         let exchange = async {
-            let response = self
-                .http
-                .request(request)
-                .await
-                .map_err(|e| Error::Transport(format!("`{uri}`: {e}")))?;
+            let response =
+                self.http
+                    .request(request)
+                    .await
+                    .map_err(|source| Error::Unreachable {
+                        url: uri.clone(),
+                        source,
+                    })?;
             let status = response.status();
             let bytes = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
                 .collect()
                 .await
-                .map_err(|e| Error::Transport(format!("reading the answer of `{uri}`: {e}")))?
+                .map_err(|source| Error::BadAnswer {
+                    url: uri.clone(),
+                    source,
+                })?
                 .to_bytes();
             Ok::<_, Error>((status, bytes))
         };
         let (status, bytes) = tokio::time::timeout(self.timeout, exchange)
             .await
-            .map_err(|_| {
-                Error::Transport(format!("`{uri}` did not answer within {:?}", self.timeout))
+            .map_err(|_| Error::Timeout {
+                url: uri.clone(),
+                after: self.timeout,
             })??;
         if status.is_success() {
             Ok(bytes)
@@ -254,7 +265,10 @@ fn refusal(status: StatusCode, body: &[u8]) -> Error {
 }
 
 fn json_body(value: &impl Serialize) -> Result<Vec<u8>> {
-    serde_json::to_vec(value).map_err(|e| Error::invalid("body", e.to_string()))
+    serde_json::to_vec(value).map_err(|source| Error::Encode {
+        what: "request body",
+        source,
+    })
 }
 
 fn dataset_path(provider: &str, id: &str) -> String {
@@ -292,17 +306,20 @@ fn query_string(query: &SearchQuery) -> String {
     }
 }
 
-/// Percent-encodes everything but the unreserved characters of RFC 3986.
+/// The bytes [`encode_component`] percent-encodes: all but RFC 3986's
+/// unreserved characters (`A-Z a-z 0-9 - . _ ~`); bytes outside ASCII are
+/// always encoded.
+pub const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Percent-encodes everything but the unreserved characters of RFC 3986
+/// (UTF-8 bytes, upper-case hex): safe as a path segment, a query name or
+/// value, and a part of a URN.
 pub fn encode_component(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            let _ = write!(out, "%{byte:02X}");
-        }
-    }
-    out
+    utf8_percent_encode(text, COMPONENT).to_string()
 }
 
 #[cfg(test)]
@@ -312,6 +329,15 @@ mod tests {
     #[test]
     fn encodes_components_and_queries() {
         assert_eq!(encode_component("a b/ü?&"), "a%20b%2F%C3%BC%3F%26");
+        for byte in 0..=127u8 {
+            let text = char::from(byte).to_string();
+            let unreserved = byte.is_ascii_alphanumeric() || b"-._~".contains(&byte);
+            let expected = match unreserved {
+                true => text.clone(),
+                false => format!("%{byte:02X}"),
+            };
+            assert_eq!(encode_component(&text), expected, "byte {byte}");
+        }
         let query = SearchQuery {
             q: Some("spindle vibration".into()),
             access: Some(Access::Aggregate),

@@ -68,15 +68,12 @@ impl CatalogConfig {
     pub fn load(home: &Path) -> Result<Self> {
         let path = home.join(CONFIG_FILE);
         let mut config = match std::fs::read_to_string(&path) {
-            Ok(text) => Self::from_toml(&text)
-                .map_err(|e| Error::config(CONFIG_FILE, format!("in `{}`: {e}", path.display())))?,
+            Ok(text) => toml::from_str(&text).map_err(|source| Error::ConfigSyntax {
+                file: path.display().to_string(),
+                source: Box::new(source),
+            })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Self::default(),
-            Err(e) => {
-                return Err(Error::config(
-                    CONFIG_FILE,
-                    format!("cannot read `{}`: {e}", path.display()),
-                ));
-            }
+            Err(source) => return Err(Error::ConfigFile { path, source }),
         };
         config.apply_env(|name| std::env::var(name).ok());
         Ok(config)
@@ -84,7 +81,10 @@ impl CatalogConfig {
 
     /// Parses the TOML of a `catalog.toml`; unknown keys are refused.
     pub fn from_toml(text: &str) -> Result<Self> {
-        toml::from_str(text).map_err(|e| Error::config(CONFIG_FILE, e.to_string()))
+        toml::from_str(text).map_err(|source| Error::ConfigSyntax {
+            file: CONFIG_FILE.to_owned(),
+            source: Box::new(source),
+        })
     }
 
     /// Applies `DATASPACE_CATALOG_*` overrides read through `var`.
@@ -127,27 +127,21 @@ impl CatalogConfig {
             .as_ref()
             .ok_or_else(|| Error::config("authority_key", "is required"))?;
         let path = home.join(relative);
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            Error::config(
-                "authority_key",
-                format!("cannot read `{}`: {e}", path.display()),
-            )
+        let text = std::fs::read_to_string(&path).map_err(|source| Error::ConfigFile {
+            path: path.clone(),
+            source,
         })?;
-        let bad = |e: &dyn std::fmt::Display| {
-            Error::config(
-                "authority_key",
-                format!(
-                    "`{}` is neither `authority.json` nor a public JWK: {e}",
-                    path.display()
-                ),
-            )
+        let not_a_key = |source| Error::AuthorityKey {
+            path: path.clone(),
+            source,
         };
-        let value: Value = serde_json::from_str(&text).map_err(|e| bad(&e))?;
+        let value: Value = serde_json::from_str(&text).map_err(not_a_key)?;
         if value.get("jwk").is_some() {
-            return serde_json::from_value(value).map_err(|e| bad(&e));
+            return serde_json::from_value(value).map_err(not_a_key);
         }
-        let jwk: Jwk = serde_json::from_value(value).map_err(|e| bad(&e))?;
-        let public_key = PublicKey::from_jwk(&jwk).map_err(|e| bad(&e))?;
+        let jwk: Jwk = serde_json::from_value(value).map_err(not_a_key)?;
+        let public_key = PublicKey::from_jwk(&jwk)
+            .map_err(|e| Error::trust(format!("the authority key `{}`", path.display()), e))?;
         Ok(TrustedAuthority {
             id: self.authority_id.clone(),
             public_key,
@@ -225,6 +219,15 @@ mod tests {
         let bare = config.load_authority(dir.path()).unwrap();
         assert_eq!((bare.id.as_str(), bare.public_key), ("authority", key));
         config.authority_key = Some("missing.json".into());
-        assert!(config.load_authority(dir.path()).is_err());
+        assert!(matches!(
+            config.load_authority(dir.path()),
+            Err(Error::ConfigFile { .. })
+        ));
+        std::fs::write(dir.path().join("notes.txt"), "not json").unwrap();
+        config.authority_key = Some("notes.txt".into());
+        assert!(matches!(
+            config.load_authority(dir.path()),
+            Err(Error::AuthorityKey { .. })
+        ));
     }
 }

@@ -54,6 +54,15 @@ pub fn dataset_iri(provider: &str, id: &str) -> String {
     )
 }
 
+/// The IRI of an offer.
+pub fn offer_iri(provider: &str, id: &str) -> String {
+    format!(
+        "urn:dataspace:offer:{}:{}",
+        encode_component(provider),
+        encode_component(id)
+    )
+}
+
 /// One `dcat:Dataset` with its distribution and ODRL offers.
 pub fn dataset_entry(record: &DatasetRecord) -> Value {
     let iri = dataset_iri(&record.provider, &record.id);
@@ -115,7 +124,7 @@ fn offer_entry(record: &DatasetRecord, dataset_iri: &str, offer: &OfferRecord) -
         permission["odrl:assignee"] = Value::Array(ids);
     }
     json!({
-        "@id": format!("urn:dataspace:offer:{}:{}", encode_component(&record.provider), encode_component(&offer.id)),
+        "@id": offer_iri(&record.provider, &offer.id),
         "@type": "odrl:Offer",
         "odrl:uid": offer.id,
         "odrl:assigner": {"@id": participant_iri(&record.provider)},
@@ -188,4 +197,22 @@ fn constraints(policy: &UsagePolicy) -> Vec<Value> {
 
 fn date_time(at: DateTime<Utc>) -> Value {
     json!({"@value": at.to_rfc3339(), "@type": "xsd:dateTime"})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_part_of_an_iri_is_percent_encoded() {
+        assert_eq!(
+            dataset_iri("north:plant", "a b/c"),
+            "urn:dataspace:dataset:north%3Aplant:a%20b%2Fc"
+        );
+        assert_eq!(offer_iri("north", "o~1"), "urn:dataspace:offer:north:o~1");
+        assert_eq!(
+            participant_iri("zürich"),
+            "urn:dataspace:participant:z%C3%BCrich"
+        );
+    }
 }

@@ -14,6 +14,16 @@
 //!   [`server`] runs it; [`client`] talks to it.
 //!
 //! Domain modules never import axum.
+//!
+//! Where to start reading: [`service::Catalog`] (each of its methods is
+//! one request: verify, store, index), then [`publish`] for what makes a
+//! description acceptable, [`model`] for what is stored and answered, and
+//! [`api`] for how it is served; [`api::kit`] is the error layer the
+//! connector's API shares. [`sample`] makes signed sample data for tests
+//! and benchmarks.
+
+#![warn(missing_docs)]
+#![warn(clippy::too_many_lines)]
 
 pub mod api;
 pub mod client;
@@ -31,6 +41,6 @@ pub mod service;
 pub mod store;
 
 pub use client::CatalogClient;
-pub use error::{Error, Result};
+pub use error::{BoxError, Error, Result};
 pub use model::{ColumnDescription, DatasetDescription, Unpublish};
 pub use service::{Catalog, CatalogSettings};

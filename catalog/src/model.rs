@@ -214,14 +214,6 @@ pub struct PublishedDataset {
     pub signed: String,
 }
 
-impl PublishedDataset {
-    /// Verifies the provider's JWS (and every embedded offer and policy) and
-    /// returns it, if the record's signer key id signed it.
-    pub fn verify(&self) -> crate::Result<SignedDocument<DatasetDescription>> {
-        crate::publish::verify_published(self)
-    }
-}
-
 /// A registered participant: what its membership credential attests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Participant {

@@ -119,26 +119,31 @@ pub fn verify_unpublish(
     Ok(doc.into_payload())
 }
 
-/// See [`PublishedDataset::verify`].
-pub(crate) fn verify_published(
-    published: &PublishedDataset,
-) -> Result<SignedDocument<DatasetDescription>> {
-    let doc: SignedDocument<DatasetDescription> =
-        SignedDocument::verify(&published.signed, DocumentKind::DatasetDescription, None)
-            .map_err(|e| Error::trust("dataset description", e))?;
-    let record = &published.dataset;
-    let description = doc.payload();
-    if doc.signer().key_id() != record.signer_key_id
-        || description.provider != record.provider
-        || description.id != record.id
-        || description.version != record.version
-    {
-        return Err(Error::WrongSigner {
-            what: "dataset description".into(),
-            claimed: record.provider.clone(),
-        });
+impl PublishedDataset {
+    /// Verifies the provider's JWS (and every embedded offer and policy) and
+    /// returns it, if the record's signer key id signed it and it describes
+    /// the record's provider, dataset and version.
+    ///
+    /// Defined here rather than beside the type in [`crate::model`], so that
+    /// the model depends on nothing and verification on the model only.
+    pub fn verify(&self) -> Result<SignedDocument<DatasetDescription>> {
+        let doc: SignedDocument<DatasetDescription> =
+            SignedDocument::verify(&self.signed, DocumentKind::DatasetDescription, None)
+                .map_err(|e| Error::trust("dataset description", e))?;
+        let record = &self.dataset;
+        let description = doc.payload();
+        if doc.signer().key_id() != record.signer_key_id
+            || description.provider != record.provider
+            || description.id != record.id
+            || description.version != record.version
+        {
+            return Err(Error::WrongSigner {
+                what: "dataset description".into(),
+                claimed: record.provider.clone(),
+            });
+        }
+        Ok(doc)
     }
-    Ok(doc)
 }
 
 fn validate_description(d: &DatasetDescription) -> Result<()> {
@@ -353,8 +358,9 @@ fn record_of(
     }
 }
 
-/// Non-empty after trimming, no control characters, at most `max` characters.
-pub(crate) fn require_text(field: &str, value: &str, max: usize) -> Result<()> {
+/// Checks the text field `field`: non-empty after trimming, no control
+/// characters, at most `max` characters; the refusal names `field`.
+pub fn require_text(field: &str, value: &str, max: usize) -> Result<()> {
     if value.trim().is_empty() {
         return Err(Error::invalid(field, "must not be empty"));
     }

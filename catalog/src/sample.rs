@@ -1,7 +1,12 @@
 //! Sample providers and signed dataset descriptions, for walk-throughs,
 //! tests and benchmarks: industrial telemetry with an aggregate-only offer.
+//!
+//! For benchmarks, a catalog of any size: [`sample_providers`] registered
+//! with [`register_all`], and [`numbered_description`] `n` of provider
+//! `n % providers`, signed on all cores by [`sign_numbered`].
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 use chrono::{DateTime, Duration, Utc};
 use policy::contract::Offer;
@@ -13,7 +18,10 @@ use policy::model::{
     Validity,
 };
 
+use policy::credential::Authority;
+
 use crate::model::{ColumnDescription, DatasetDescription, Unpublish};
+use crate::service::Catalog;
 use crate::{Error, Result};
 
 /// A provider with its own key.
@@ -176,6 +184,247 @@ pub fn column(name: &str, data_type: &str, class: ColumnClass) -> ColumnDescript
     }
 }
 
+/// Common words of numbered descriptions: a search for one matches many
+/// datasets.
+pub const COMMON_WORDS: [&str; 24] = [
+    "spindle",
+    "vibration",
+    "temperature",
+    "gearbox",
+    "bearing",
+    "torque",
+    "press",
+    "weld",
+    "paint",
+    "energy",
+    "quality",
+    "scrap",
+    "cycle",
+    "downtime",
+    "pressure",
+    "humidity",
+    "conveyor",
+    "robot",
+    "laser",
+    "casting",
+    "milling",
+    "turbine",
+    "pump",
+    "valve",
+];
+/// How many rare words (`w0` to `w19999`) numbered descriptions draw from.
+pub const RARE_WORDS: usize = 20_000;
+/// The sectors of numbered descriptions (number `n` has sector `n % 8`).
+pub const SECTORS: [&str; 8] = [
+    "manufacturing",
+    "automotive",
+    "energy",
+    "chemicals",
+    "logistics",
+    "aerospace",
+    "food",
+    "textiles",
+];
+/// The purposes of the offers of numbered descriptions.
+pub const PURPOSES: [&str; 6] = [
+    "predictive-maintenance",
+    "quality-analysis",
+    "demand-planning",
+    "energy-optimisation",
+    "research",
+    "benchmarking",
+];
+/// How many extra measure columns (`c0` to `c39`) numbered descriptions
+/// draw from.
+pub const EXTRA_COLUMNS: usize = 40;
+
+/// A small deterministic generator (xorshift), for sample data and
+/// sample queries that are the same on every run.
+#[derive(Debug, Clone)]
+pub struct SampleRng(u64);
+
+impl SampleRng {
+    /// A generator from `seed` (0 is replaced by 1: xorshift needs a bit).
+    pub fn new(seed: u64) -> Self {
+        Self(seed.max(1))
+    }
+
+    /// The next number.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number in `0..n` (`n` at least 1).
+    pub fn below(&mut self, n: usize) -> usize {
+        let n = u64::try_from(n.max(1)).unwrap_or(u64::MAX);
+        usize::try_from(self.next_u64() % n).unwrap_or_default()
+    }
+
+    /// A word: two times in three one of [`COMMON_WORDS`], else one of
+    /// [`RARE_WORDS`] rare ones (`w17`).
+    pub fn word(&mut self) -> String {
+        match self.below(3) {
+            0 => format!("w{}", self.below(RARE_WORDS)),
+            _ => COMMON_WORDS[self.below(COMMON_WORDS.len())].to_owned(),
+        }
+    }
+}
+
+/// `count` providers with fresh keys, `provider-000` upwards.
+pub fn sample_providers(count: usize) -> Result<Vec<SampleProvider>> {
+    (0..count)
+        .map(|i| SampleProvider::new(&format!("provider-{i:03}")))
+        .collect()
+}
+
+/// Registers each of `providers` with `catalog`, on a day's credential
+/// from `authority` (which `catalog` must trust).
+pub fn register_all(
+    catalog: &Catalog,
+    authority: &Authority,
+    providers: &[SampleProvider],
+) -> Result<()> {
+    let now = Utc::now().timestamp();
+    for provider in providers {
+        let credential = authority
+            .issue(&provider.membership(), now, 86_400)
+            .map_err(signing)?;
+        catalog.register(&credential)?;
+    }
+    Ok(())
+}
+
+/// Description number `n` of `provider`, at `version`: id `ds-<n>`, three
+/// title words, ten description words and three keywords from
+/// [`SampleRng::word`], sector `n % 8`, and one offer (rows when `n` is a
+/// multiple of 4, else aggregates) for one or two [`PURPOSES`]; a column
+/// `c<k>` of [`EXTRA_COLUMNS`] besides the sample ones. The same `n` gives
+/// the same description, but for `updated_at`.
+pub fn numbered_description(
+    provider: &SampleProvider,
+    n: usize,
+    version: u64,
+) -> Result<DatasetDescription> {
+    let seed = u64::try_from(n).unwrap_or(u64::MAX).wrapping_add(1);
+    let mut rng = SampleRng::new(0x9E37_79B9_7F4A_7C15 ^ seed.wrapping_mul(0x2545_F491_4F6C_DD1D));
+    let id = format!("ds-{n:06}");
+    let mut purposes = vec![PURPOSES[rng.below(PURPOSES.len())]];
+    let second = PURPOSES[(n + 1) % PURPOSES.len()];
+    if second != purposes[0] {
+        purposes.push(second);
+    }
+    let access = match n.is_multiple_of(4) {
+        true => Access::Rows,
+        false => Access::Aggregate,
+    };
+    let mut policy = provider.policy(&id, &purposes, access);
+    let extra = format!("c{}", rng.below(EXTRA_COLUMNS));
+    policy.columns.insert(extra.clone(), ColumnClass::Measure);
+    let offer = provider.offer(&format!("{id}-offer"), policy)?;
+    let mut words = |count: usize| (0..count).map(|_| rng.word()).collect::<Vec<_>>();
+    let (title, text, keywords) = (words(3), words(10), words(3));
+    let mut columns = vec![
+        column("plant", "Utf8", ColumnClass::Dimension),
+        column("vibration", "Float64", ColumnClass::Measure),
+    ];
+    if access == Access::Aggregate {
+        columns.insert(0, column("machine_id", "Utf8", ColumnClass::Entity));
+    }
+    columns.push(column(&extra, "Float64", ColumnClass::Measure));
+    Ok(DatasetDescription {
+        id,
+        provider: provider.id.clone(),
+        version,
+        title: title.join(" "),
+        description: text.join(" "),
+        keywords,
+        sector: Some(SECTORS[n % SECTORS.len()].to_owned()),
+        columns,
+        row_count: rng.next_u64() % 10_000_000,
+        updated_at: Utc::now(),
+        offers: vec![offer],
+        endpoint: provider.endpoint.clone(),
+    })
+}
+
+/// The JWS of [`numbered_description`] `n` at `version`, for each `n` in
+/// `numbers`, by provider `n % providers.len()`; signed on all cores, in
+/// the order of `numbers`. None when `providers` is empty.
+pub fn sign_numbered(
+    providers: &[SampleProvider],
+    numbers: Range<usize>,
+    version: u64,
+) -> Result<Vec<String>> {
+    if providers.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sign = |n: usize| -> Result<String> {
+        let provider = &providers[n % providers.len()];
+        let description = numbered_description(provider, n, version)?;
+        Ok(provider.sign(description)?.jws().to_owned())
+    };
+    let items: Vec<usize> = numbers.collect();
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let parts: Vec<&[usize]> = items.chunks(items.len().div_ceil(cores).max(1)).collect();
+    let mut signed: Vec<Result<Vec<String>>> = parts.iter().map(|_| Ok(Vec::new())).collect();
+    std::thread::scope(|scope| {
+        for (part, out) in parts.iter().zip(signed.iter_mut()) {
+            scope.spawn(|| *out = part.iter().map(|n| sign(*n)).collect());
+        }
+    });
+    Ok(signed.into_iter().collect::<Result<Vec<_>>>()?.concat())
+}
+
 fn fixed_time() -> DateTime<Utc> {
     DateTime::from_timestamp(1_767_225_600, 0).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+    use policy::keys::KeyPair;
+    use std::sync::Arc;
+
+    #[test]
+    fn numbered_descriptions_are_the_same_for_the_same_number() {
+        let provider = SampleProvider::new("north").unwrap();
+        let a = numbered_description(&provider, 7, 1).unwrap();
+        let b = numbered_description(&provider, 7, 2).unwrap();
+        assert_eq!((a.id.as_str(), a.version, b.version), ("ds-000007", 1, 2));
+        assert_eq!(
+            (a.title, a.keywords, a.columns),
+            (b.title, b.keywords, b.columns)
+        );
+        let rows = numbered_description(&provider, 8, 1).unwrap();
+        assert_eq!(
+            rows.offers[0].payload().policy.payload().access,
+            Access::Rows
+        );
+    }
+
+    #[test]
+    fn a_signed_fleet_publishes_in_a_catalog_that_trusts_its_authority() {
+        let authority = Authority::new("authority", KeyPair::generate().unwrap());
+        let catalog = Catalog::open(
+            Arc::new(MemoryStore::new()),
+            authority.trusted(),
+            crate::CatalogSettings::default(),
+        )
+        .unwrap();
+        let providers = sample_providers(3).unwrap();
+        register_all(&catalog, &authority, &providers).unwrap();
+        let signed = sign_numbered(&providers, 0..10, 1).unwrap();
+        assert_eq!(signed.len(), 10);
+        for jws in &signed {
+            catalog.publish(jws).unwrap();
+        }
+        assert_eq!(catalog.len(), 10);
+        let shown = catalog.dataset("provider-001", "ds-000004").unwrap();
+        assert_eq!(shown.dataset.version, 1);
+        assert!(sign_numbered(&[], 0..3, 1).unwrap().is_empty());
+    }
 }

@@ -37,10 +37,11 @@ impl RunningCatalog {
     pub async fn start(catalog: Arc<Catalog>, listen: &str, max_body_bytes: usize) -> Result<Self> {
         let listener = TcpListener::bind(listen)
             .await
-            .map_err(|e| Error::config("listen", format!("cannot listen on `{listen}`: {e}")))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| Error::config("listen", e.to_string()))?;
+            .map_err(|source| Error::Listen {
+                address: listen.to_owned(),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(Error::Server)?;
         let app = api::router(Arc::clone(&catalog), max_body_bytes);
         let (shutdown, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -78,8 +79,8 @@ impl RunningCatalog {
         let _ = self.shutdown.send(());
         match self.task.await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(Error::Server(e.to_string())),
-            Err(e) => return Err(Error::Server(e.to_string())),
+            Ok(Err(e)) => return Err(Error::Server(e)),
+            Err(e) => return Err(Error::Server(std::io::Error::other(e))),
         }
         self.catalog.flush()
     }

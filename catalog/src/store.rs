@@ -48,12 +48,15 @@ fn key_bytes(key: &DatasetKey) -> Vec<u8> {
     bytes
 }
 
-fn encode(value: &impl Serialize) -> Result<Vec<u8>> {
-    serde_json::to_vec(value).map_err(Error::storage)
+fn encode(value: &impl Serialize, what: &'static str) -> Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|source| Error::Encode { what, source })
 }
 
-fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
-    serde_json::from_slice(bytes).map_err(|e| Error::storage(format!("corrupt {what}: {e}")))
+fn decode<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|source| Error::Corrupt {
+        what,
+        source: Some(source),
+    })
 }
 
 /// The sled store, in one database folder: tree `participants` (id ->
@@ -77,8 +80,9 @@ fn tagged(tag: u8, key: &DatasetKey) -> Vec<u8> {
 
 /// `len(record) ++ record ++ signed`.
 fn encode_dataset(dataset: &StoredDataset) -> Result<Vec<u8>> {
-    let record = encode(&dataset.record)?;
-    let length = u32::try_from(record.len()).map_err(|_| Error::storage("a record over 4 GiB"))?;
+    let record = encode(&dataset.record, "dataset record")?;
+    let length = u32::try_from(record.len())
+        .map_err(|_| Error::invalid("description", "is too large to store (over 4 GiB)"))?;
     let mut bytes = Vec::with_capacity(4 + record.len() + dataset.signed.len());
     bytes.extend_from_slice(&length.to_be_bytes());
     bytes.extend_from_slice(&record);
@@ -88,7 +92,7 @@ fn encode_dataset(dataset: &StoredDataset) -> Result<Vec<u8>> {
 
 /// The record and the signed part of a stored publication.
 fn split_dataset(bytes: &[u8]) -> Result<(&[u8], &[u8])> {
-    let corrupt = || Error::storage("corrupt publication");
+    let corrupt = || Error::corrupt("publication");
     let (length, rest) = bytes.split_first_chunk::<4>().ok_or_else(corrupt)?;
     let length = usize::try_from(u32::from_be_bytes(*length)).map_err(|_| corrupt())?;
     if rest.len() < length {
@@ -100,9 +104,11 @@ fn split_dataset(bytes: &[u8]) -> Result<(&[u8], &[u8])> {
 impl SledStore {
     /// Opens (or creates) the store in folder `path`.
     pub fn open(path: &Path) -> Result<Self> {
-        let db = sled::open(path)
-            .map_err(|e| Error::storage(format!("cannot open `{}`: {e}", path.display())))?;
-        let tree = |name: &str| db.open_tree(name).map_err(Error::storage);
+        let db = sled::open(path).map_err(|source| Error::StoreOpen {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let tree = |name: &str| db.open_tree(name).map_err(Error::Storage);
         Ok(Self {
             participants: tree("participants")?,
             datasets: tree("datasets")?,
@@ -114,8 +120,11 @@ impl SledStore {
 impl CatalogStore for SledStore {
     fn put_participant(&self, participant: &Participant) -> Result<()> {
         self.participants
-            .insert(participant.id.as_bytes(), encode(participant)?)
-            .map_err(Error::storage)?;
+            .insert(
+                participant.id.as_bytes(),
+                encode(participant, "participant")?,
+            )
+            .map_err(Error::Storage)?;
         Ok(())
     }
 
@@ -123,14 +132,14 @@ impl CatalogStore for SledStore {
         let found = self
             .participants
             .get(id.as_bytes())
-            .map_err(Error::storage)?;
+            .map_err(Error::Storage)?;
         found.map(|bytes| decode(&bytes, "participant")).transpose()
     }
 
     fn participants(&self) -> Result<Vec<Participant>> {
         let mut all = Vec::new();
         for item in &self.participants {
-            let (_, bytes) = item.map_err(Error::storage)?;
+            let (_, bytes) = item.map_err(Error::Storage)?;
             all.push(decode(&bytes, "participant")?);
         }
         Ok(all)
@@ -140,7 +149,7 @@ impl CatalogStore for SledStore {
         let key = tagged(PUBLISHED, &dataset.record.key());
         self.datasets
             .insert(key, encode_dataset(dataset)?)
-            .map_err(Error::storage)?;
+            .map_err(Error::Storage)?;
         Ok(())
     }
 
@@ -148,14 +157,15 @@ impl CatalogStore for SledStore {
         let Some(bytes) = self
             .datasets
             .get(tagged(PUBLISHED, key))
-            .map_err(Error::storage)?
+            .map_err(Error::Storage)?
         else {
             return Ok(None);
         };
         let (record, signed) = split_dataset(&bytes)?;
         Ok(Some(StoredDataset {
             record: decode(record, "dataset record")?,
-            signed: String::from_utf8(signed.to_vec()).map_err(Error::storage)?,
+            signed: String::from_utf8(signed.to_vec())
+                .map_err(|_| Error::corrupt("signed description"))?,
         }))
     }
 
@@ -163,26 +173,26 @@ impl CatalogStore for SledStore {
         let mut batch = sled::Batch::default();
         batch.remove(tagged(PUBLISHED, key));
         batch.insert(tagged(WITHDRAWN, key), &version.to_be_bytes());
-        self.datasets.apply_batch(batch).map_err(Error::storage)
+        self.datasets.apply_batch(batch).map_err(Error::Storage)
     }
 
     fn withdrawn_version(&self, key: &DatasetKey) -> Result<Option<u64>> {
         let found = self
             .datasets
             .get(tagged(WITHDRAWN, key))
-            .map_err(Error::storage)?;
+            .map_err(Error::Storage)?;
         found
             .map(|bytes| {
                 <[u8; 8]>::try_from(bytes.as_ref())
                     .map(u64::from_be_bytes)
-                    .map_err(|_| Error::storage("corrupt withdrawn version"))
+                    .map_err(|_| Error::corrupt("withdrawn version"))
             })
             .transpose()
     }
 
     fn for_each_record(&self, visit: &mut dyn FnMut(DatasetRecord) -> Result<()>) -> Result<()> {
         for item in self.datasets.scan_prefix([PUBLISHED]) {
-            let (_, bytes) = item.map_err(Error::storage)?;
+            let (_, bytes) = item.map_err(Error::Storage)?;
             let (record, _) = split_dataset(&bytes)?;
             visit(decode(record, "dataset record")?)?;
         }
@@ -190,7 +200,7 @@ impl CatalogStore for SledStore {
     }
 
     fn flush(&self) -> Result<()> {
-        self.db.flush().map_err(Error::storage)?;
+        self.db.flush().map_err(Error::Storage)?;
         Ok(())
     }
 }
@@ -355,12 +365,24 @@ mod tests {
     fn sled_store_refuses_corrupt_publications() {
         let dir = tempfile::tempdir().unwrap();
         let store = SledStore::open(dir.path()).unwrap();
-        let key = DatasetKey::new("north", "x");
-        store
-            .datasets
-            .insert(tagged(PUBLISHED, &key), &[0, 0, 0, 9, b'{'])
-            .unwrap();
-        assert!(matches!(store.dataset(&key), Err(Error::Storage(_))));
+        // A length past the end, then a record that is not JSON.
+        let cases: [(&str, &[u8], &str, bool); 2] = [
+            ("x", &[0, 0, 0, 9, b'{'], "publication", false),
+            ("y", &[0, 0, 0, 1, b'{'], "dataset record", true),
+        ];
+        for (id, bytes, part, from_json) in cases {
+            let key = DatasetKey::new("north", id);
+            store
+                .datasets
+                .insert(tagged(PUBLISHED, &key), bytes)
+                .unwrap();
+            match store.dataset(&key) {
+                Err(Error::Corrupt { what, source }) => {
+                    assert_eq!((what, source.is_some()), (part, from_json));
+                }
+                other => panic!("expected a corrupt {part}, got {other:?}"),
+            }
+        }
         assert!(store.for_each_record(&mut |_| Ok(())).is_err());
     }
 }

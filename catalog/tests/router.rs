@@ -116,51 +116,41 @@ async fn health_answers() {
 async fn malformed_and_mistyped_bodies_are_4xx() {
     let f = fixture();
     let app = &f.app;
-    expect_error(
-        app,
-        "POST",
-        "/datasets",
-        Some("{not json"),
-        StatusCode::BAD_REQUEST,
-        "invalid request body",
-    )
-    .await;
-    expect_error(
-        app,
-        "POST",
-        "/datasets",
-        Some(r#"{"description": 5}"#),
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "description",
-    )
-    .await;
-    expect_error(
-        app,
-        "POST",
-        "/datasets",
-        Some(r#"{"jws": "x"}"#),
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "jws",
-    )
-    .await;
-    expect_error(
-        app,
-        "POST",
-        "/datasets",
-        Some(r#"{"description": "not.a.jws"}"#),
-        StatusCode::BAD_REQUEST,
-        "malformed",
-    )
-    .await;
-    expect_error(
-        app,
-        "POST",
-        "/participants",
-        Some("[]"),
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid request body",
-    )
-    .await;
+    let cases = [
+        (
+            "/datasets",
+            "{not json",
+            StatusCode::BAD_REQUEST,
+            "invalid request body",
+        ),
+        (
+            "/datasets",
+            r#"{"description": 5}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "description",
+        ),
+        (
+            "/datasets",
+            r#"{"jws": "x"}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "jws",
+        ),
+        (
+            "/datasets",
+            r#"{"description": "not.a.jws"}"#,
+            StatusCode::BAD_REQUEST,
+            "malformed",
+        ),
+        (
+            "/participants",
+            "[]",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid request body",
+        ),
+    ];
+    for (uri, body, status, needle) in cases {
+        expect_error(app, "POST", uri, Some(body), status, needle).await;
+    }
     let (status, _, _) = send(app, "POST", "/datasets", None).await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
 }
@@ -195,60 +185,33 @@ async fn oversized_bodies_are_413() {
 async fn unknown_things_are_404() {
     let f = fixture();
     let app = &f.app;
-    expect_error(
-        app,
-        "GET",
-        "/datasets/platform-north/missing",
-        None,
-        StatusCode::NOT_FOUND,
-        "`platform-north/missing`",
-    )
-    .await;
-    expect_error(
-        app,
-        "GET",
-        "/participants/nobody",
-        None,
-        StatusCode::NOT_FOUND,
-        "`nobody`",
-    )
-    .await;
-    expect_error(
-        app,
-        "GET",
-        "/providers/nobody/openness",
-        None,
-        StatusCode::NOT_FOUND,
-        "`nobody`",
-    )
-    .await;
-    expect_error(
-        app,
-        "GET",
-        "/providers/nobody/openness.html",
-        None,
-        StatusCode::NOT_FOUND,
-        "`nobody`",
-    )
-    .await;
-    expect_error(
-        app,
-        "GET",
-        "/no/such/endpoint",
-        None,
-        StatusCode::NOT_FOUND,
-        "no such endpoint",
-    )
-    .await;
-    expect_error(
-        app,
-        "PUT",
-        "/healthz",
-        None,
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method not allowed",
-    )
-    .await;
+    let not_found = StatusCode::NOT_FOUND;
+    let cases = [
+        (
+            "GET",
+            "/datasets/platform-north/missing",
+            not_found,
+            "`platform-north/missing`",
+        ),
+        ("GET", "/participants/nobody", not_found, "`nobody`"),
+        ("GET", "/providers/nobody/openness", not_found, "`nobody`"),
+        (
+            "GET",
+            "/providers/nobody/openness.html",
+            not_found,
+            "`nobody`",
+        ),
+        ("GET", "/no/such/endpoint", not_found, "no such endpoint"),
+        (
+            "PUT",
+            "/healthz",
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed",
+        ),
+    ];
+    for (method, uri, status, needle) in cases {
+        expect_error(app, method, uri, None, status, needle).await;
+    }
     let request = f.provider.unpublish("missing", 1).unwrap();
     let body = json!({"request": request.jws()}).to_string();
     expect_error(
@@ -384,25 +347,18 @@ async fn publication_answers_201_then_200_and_html_is_escaped() {
         )
         .unwrap();
     let body = |d| json!({"description": f.provider.sign(d).unwrap().jws()}).to_string();
-    let (status, _, receipt) = send(
-        &f.app,
-        "POST",
-        "/datasets",
-        Some(&body(description.clone())),
-    )
-    .await;
+    let app = &f.app;
+    let publish = |d| {
+        let body = body(d);
+        async move { send(app, "POST", "/datasets", Some(&body)).await }
+    };
+    let (status, _, receipt) = publish(description.clone()).await;
     assert_eq!(
         (status, receipt["version"].as_u64()),
         (StatusCode::CREATED, Some(1))
     );
     description.version = 2;
-    let (status, _, receipt) = send(
-        &f.app,
-        "POST",
-        "/datasets",
-        Some(&body(description.clone())),
-    )
-    .await;
+    let (status, _, receipt) = publish(description.clone()).await;
     assert_eq!(
         (status, receipt["replaced"].as_u64()),
         (StatusCode::OK, Some(1))

@@ -1,6 +1,6 @@
-//! The only place where errors become HTTP status codes. Client errors carry
-//! `{"error": ..., "field"?: ...}`; a 5xx carries an opaque error id and its
-//! detail goes to the log.
+//! Where the catalog's errors become HTTP answers, by the status rule of
+//! [`super::kit`]. Client errors carry `{"error": ..., "field"?: ...}`; a
+//! 5xx carries an opaque error id and its detail goes to the log.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -8,8 +8,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::Value;
 
+use super::kit::{self, ErrorClass};
 use crate::Error;
 
 /// An error on its way to an HTTP client.
@@ -20,13 +21,12 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    /// A 4xx with a message and an optional field.
+    /// A 4xx with a message and an optional field ([`kit::error_body`]).
     pub fn client(status: StatusCode, message: impl Into<String>, field: Option<&str>) -> Self {
-        let mut body = json!({ "error": message.into() });
-        if let Some(field) = field {
-            body["field"] = json!(field);
+        Self {
+            status,
+            body: kit::error_body(message, field),
         }
-        Self { status, body }
     }
 
     /// A 500 whose detail is logged under an opaque id.
@@ -35,7 +35,7 @@ impl ApiError {
         tracing::error!(error_id = %id, "{detail}");
         Self {
             status: StatusCode::INTERNAL_SERVER_ERROR,
-            body: json!({ "error": "internal error", "error_id": id }),
+            body: kit::internal_error_body(&id),
         }
     }
 
@@ -55,40 +55,54 @@ fn error_id() -> String {
     format!("{:x}-{count:x}", nanos & 0xffff_ffff_ffff)
 }
 
-impl From<Error> for ApiError {
-    fn from(error: Error) -> Self {
-        let message = error.to_string();
-        match &error {
-            Error::Invalid { field, .. } => {
-                Self::client(StatusCode::BAD_REQUEST, message, Some(field))
-            }
-            Error::Trust { source, .. } => Self::client(trust_status(source), message, None),
-            Error::WrongSigner { .. }
-            | Error::UnknownSigner { .. }
-            | Error::NotRegistered(_)
-            | Error::CredentialExpired(_) => Self::client(StatusCode::FORBIDDEN, message, None),
-            Error::NotFound { .. } => Self::client(StatusCode::NOT_FOUND, message, None),
-            Error::Conflict(_) => Self::client(StatusCode::CONFLICT, message, None),
-            Error::Storage(_)
-            | Error::Config { .. }
-            | Error::Server(_)
-            | Error::Transport(_)
-            | Error::Refused { .. } => Self::internal(&error),
-        }
+/// The class of a catalog error, by the rule of [`kit`]: a document or
+/// credential that does not authenticate is 401 (the class of its
+/// [`policy::Error`]); one that authenticates but is signed by someone other
+/// than the participant it names, or by a key or participant the registry
+/// does not admit, is 403.
+pub fn error_class(error: &Error) -> ErrorClass {
+    match error {
+        Error::Invalid { .. } => ErrorClass::BadInput,
+        Error::Trust { source, .. } => kit::policy_class(source),
+        Error::WrongSigner { .. }
+        | Error::UnknownSigner { .. }
+        | Error::NotRegistered(_)
+        | Error::CredentialExpired(_) => ErrorClass::Forbidden,
+        Error::NotFound { .. } => ErrorClass::NotFound,
+        Error::Conflict(_) => ErrorClass::Conflict,
+        Error::StoreOpen { .. }
+        | Error::Storage(_)
+        | Error::Corrupt { .. }
+        | Error::Encode { .. }
+        | Error::Config { .. }
+        | Error::ConfigFile { .. }
+        | Error::ConfigSyntax { .. }
+        | Error::AuthorityKey { .. }
+        | Error::Listen { .. }
+        | Error::Server(_)
+        | Error::Request { .. }
+        | Error::Unreachable { .. }
+        | Error::Timeout { .. }
+        | Error::BadAnswer { .. }
+        | Error::Refused { .. } => ErrorClass::Internal,
     }
 }
 
-/// Malformed documents are 400; documents or credentials that do not
-/// authenticate (signature, key, issuer, time) are 401.
-fn trust_status(error: &policy::Error) -> StatusCode {
-    use policy::Error as P;
-    match error {
-        P::Malformed { .. }
-        | P::AlgorithmNone
-        | P::AlgorithmNotAllowed { .. }
-        | P::InvalidPolicy { .. }
-        | P::Key(_) => StatusCode::BAD_REQUEST,
-        _ => StatusCode::UNAUTHORIZED,
+impl From<Error> for ApiError {
+    fn from(error: Error) -> Self {
+        let class = error_class(&error);
+        if class == ErrorClass::Internal {
+            return Self::internal(&error);
+        }
+        let body = match &error {
+            Error::Invalid { field, .. } => kit::error_body(error.to_string(), Some(field)),
+            Error::Trust { source, .. } => kit::policy_error_body(error.to_string(), source),
+            _ => kit::error_body(error.to_string(), None),
+        };
+        Self {
+            status: class.status(),
+            body,
+        }
     }
 }
 

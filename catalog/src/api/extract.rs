@@ -2,11 +2,11 @@
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+use super::kit;
 
 /// `axum::Json`, with bad bodies refused as `{"error": ...}` (413 when over
 /// the body limit).
@@ -24,14 +24,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 }
 
 fn json_error(rejection: &JsonRejection) -> ApiError {
-    let message = match rejection {
-        JsonRejection::BytesRejection(_) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            "the request body is larger than the limit".to_owned()
-        }
-        JsonRejection::BytesRejection(_) => "the request body could not be read".to_owned(),
-        other => format!("invalid request body: {}", other.body_text()),
-    };
-    ApiError::client(rejection.status(), message, Some("body"))
+    ApiError::client(
+        rejection.status(),
+        kit::json_rejection_message(rejection),
+        Some("body"),
+    )
 }
 
 /// `axum::extract::Query`, with bad parameters refused as `{"error": ...}`.

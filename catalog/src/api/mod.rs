@@ -13,20 +13,25 @@
 //! | GET | `/providers/{id}/openness` | the provider's openness list (JSON) |
 //! | GET | `/providers/{id}/openness.html` | the same as an HTML page |
 //! | GET | `/.well-known/dcat` | the whole catalog, DCAT 3 + ODRL, JSON-LD |
+//!
+//! [`kit`] holds what the connector's API shares with this one: the status
+//! of each error class and of each [`policy::Error`], the JSON error bodies,
+//! the `Connection: close` after an oversized body.
 
 mod error;
 mod extract;
+pub mod kit;
 
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-pub use self::error::ApiError;
+pub use self::error::{ApiError, error_class};
 use self::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::Result;
 use crate::dcat::JSON_LD;
@@ -55,22 +60,10 @@ pub fn router(catalog: Arc<Catalog>, max_body_bytes: usize) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(axum::middleware::map_response(close_after_oversized_body))
+        .layer(axum::middleware::map_response(
+            kit::close_after_oversized_body,
+        ))
         .with_state(catalog)
-}
-
-/// A request whose body was refused as too large was not read to its end,
-/// so the connection cannot carry another request: say so
-/// (`Connection: close`), or a pooling client may send its next request on
-/// a connection the server is closing.
-async fn close_after_oversized_body(mut response: Response) -> Response {
-    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        response.headers_mut().insert(
-            header::CONNECTION,
-            header::HeaderValue::from_static("close"),
-        );
-    }
-    response
 }
 
 /// Runs a blocking domain call (signature checks, store writes) off the

@@ -66,6 +66,19 @@ pub struct SearchQuery {
     pub offset: Option<usize>,
 }
 
+impl SearchQuery {
+    /// The distinct words of `q`, as the index keeps them (see
+    /// [`tokenize`]); none without `q`.
+    pub fn words(&self) -> BTreeSet<String> {
+        self.q
+            .as_deref()
+            .map(tokenize)
+            .unwrap_or_default()
+            .into_iter()
+            .collect()
+    }
+}
+
 /// One dataset found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SearchHit {
@@ -359,13 +372,7 @@ impl SearchIndex {
     /// The posting lists `query` names; `None` when one of them is missing,
     /// so nothing can match.
     fn lists(&self, query: &SearchQuery) -> Result<Option<Vec<&Postings>>> {
-        let words: BTreeSet<String> = query
-            .q
-            .as_deref()
-            .map(tokenize)
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
+        let words = query.words();
         if words.len() > MAX_QUERY_WORDS {
             return Err(Error::invalid(
                 "q",

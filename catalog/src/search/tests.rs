@@ -66,13 +66,7 @@ pub(crate) fn record(provider: &SampleProvider, n: usize) -> DatasetRecord {
 
 /// The naive answer: scan every record.
 fn scan(records: &[DatasetRecord], query: &SearchQuery) -> Vec<(u32, String, String)> {
-    let words: BTreeSet<String> = query
-        .q
-        .as_deref()
-        .map(tokenize)
-        .unwrap_or_default()
-        .into_iter()
-        .collect();
+    let words = query.words();
     let mut hits: Vec<(u32, String, String)> = records
         .iter()
         .filter_map(|r| {
