@@ -18,6 +18,7 @@ use connector::answer::{AnswerFormat, from_arrow_stream};
 use connector::datasets::DatasetSpec;
 use connector::home::{InitOptions, init, issue_credential};
 use connector::server::RunningConnector;
+use connector::service::Connector;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use policy::credential::{Attributes, Authority};
 use policy::keys::KeyPair;

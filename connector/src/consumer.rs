@@ -88,7 +88,9 @@ impl Connector {
     ) -> Result<Contract> {
         let url = url.trim_end_matches('/');
         let (provider, provider_key) = self.provider_identity(url).await?;
-        let offer = self.fetch_offer(url, offer_id, &provider, &provider_key).await?;
+        let offer = self
+            .fetch_offer(url, offer_id, &provider, &provider_key)
+            .await?;
         let request = ContractRequest {
             id: new_id("req"),
             consumer: self.id().to_owned(),
@@ -99,7 +101,9 @@ impl Connector {
             requested_at: self.clock.unix(),
         };
         let request = SignedDocument::sign(request, DocumentKind::ContractRequest, &self.key)?;
-        let (id, agreement_jws) = self.request_agreement(url, &provider, &request, wait).await?;
+        let (id, agreement_jws) = self
+            .request_agreement(url, &provider, &request, wait)
+            .await?;
         let agreement = SignedDocument::<Agreement>::verify(
             &agreement_jws,
             DocumentKind::Agreement,

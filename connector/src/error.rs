@@ -17,12 +17,18 @@ pub enum Error {
     /// An accepted query failed while executing. The engine's message, which
     /// can quote data values, is only logged, under `id`.
     #[error("the query failed while executing (error id `{id}`)")]
-    Execution { id: String },
+    Execution {
+        /// The id the engine's message is logged under.
+        id: String,
+    },
     /// A table could not be registered.
     #[error("cannot register `{name}` from `{path}`: {reason}")]
     Table {
+        /// The dataset's id.
         name: String,
+        /// Where its files were looked for.
         path: String,
+        /// Why they could not be read as a table.
         reason: String,
     },
     /// A dataset file leads outside the data roots (a link, or a file
@@ -31,16 +37,31 @@ pub enum Error {
     OutsideRoots(#[from] OutsideRoots),
     /// A case file could not be read.
     #[error("cannot read the case file `{path}`: {reason}")]
-    CaseFile { path: String, reason: String },
+    CaseFile {
+        /// The case file.
+        path: String,
+        /// Why it could not be read.
+        reason: String,
+    },
     /// The store failed or holds corrupt data.
     #[error("storage error: {0}")]
     Storage(String),
     /// Bad input from a caller; `field` names what is wrong.
     #[error("invalid `{field}`: {reason}")]
-    Invalid { field: String, reason: String },
+    Invalid {
+        /// The input that is wrong.
+        field: String,
+        /// What is wrong with it, and how to mend it.
+        reason: String,
+    },
     /// Something asked for does not exist.
     #[error("no {what} `{id}`")]
-    NotFound { what: &'static str, id: String },
+    NotFound {
+        /// What kind of thing (`dataset`, `offer`, ...).
+        what: &'static str,
+        /// The id asked for.
+        id: String,
+    },
     /// The caller is not allowed to do this.
     #[error("forbidden: {0}")]
     Forbidden(String),

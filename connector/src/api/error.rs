@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use catalog::api::kit;
 use serde_json::json;
 
 use crate::Error;
@@ -18,18 +19,17 @@ pub struct ApiError {
 impl ApiError {
     /// A 4xx with a message and optional field.
     pub fn client(status: StatusCode, message: impl Into<String>, field: Option<&str>) -> Self {
-        let mut body = json!({ "error": message.into() });
-        if let Some(field) = field {
-            body["field"] = json!(field);
+        Self {
+            status,
+            body: kit::error_body(message, field),
         }
-        Self { status, body }
     }
 
     fn internal(detail: &dyn std::fmt::Display) -> Self {
         let id = crate::engine::log_engine_error(detail);
         Self {
             status: StatusCode::INTERNAL_SERVER_ERROR,
-            body: json!({ "error": "internal error", "error_id": id }),
+            body: kit::internal_error_body(&id),
         }
     }
 }
@@ -64,18 +64,15 @@ impl From<Error> for ApiError {
     }
 }
 
+/// The trust core's errors take the status rule both services share
+/// ([`kit::policy_status`]).
 fn policy_error(error: &policy::Error) -> ApiError {
-    use policy::Error as P;
-    match error {
-        P::InvalidPolicy { field, .. } => {
-            ApiError::client(StatusCode::BAD_REQUEST, error.to_string(), Some(field))
-        }
-        P::Refused(r) => ApiError {
-            status: StatusCode::FORBIDDEN,
-            body: json!({ "error": r.to_string(), "rule": r.rule.id() }),
+    match kit::policy_status(error) {
+        StatusCode::INTERNAL_SERVER_ERROR => ApiError::internal(error),
+        status => ApiError {
+            status,
+            body: kit::policy_error_body(error.to_string(), error),
         },
-        P::Io { .. } | P::Key(_) => ApiError::internal(error),
-        _ => ApiError::client(StatusCode::UNAUTHORIZED, error.to_string(), None),
     }
 }
 

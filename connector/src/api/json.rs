@@ -23,8 +23,8 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for ApiJson<
 fn rejection_error(rejection: &JsonRejection) -> ApiError {
     ApiError::client(
         rejection.status(),
-        format!("invalid request body: {}", rejection.body_text()),
-        None,
+        catalog::api::kit::json_rejection_message(rejection),
+        Some("body"),
     )
 }
 

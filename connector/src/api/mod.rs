@@ -59,7 +59,9 @@ pub fn router(connector: Arc<Connector>) -> Router {
         .route("/admin/agreements/{id}/revoke", post(revoke))
         .merge(officer::routes())
         .layer(DefaultBodyLimit::max(limit))
-        .layer(axum::middleware::map_response(close_after_oversized_body))
+        .layer(axum::middleware::map_response(
+            catalog::api::kit::close_after_oversized_body,
+        ))
         .with_state(connector)
 }
 
@@ -67,16 +69,6 @@ pub fn router(connector: Arc<Connector>) -> Router {
 /// so the connection cannot carry another request: say so
 /// (`Connection: close`), or a pooling client may send its next request on
 /// a connection the server is closing.
-async fn close_after_oversized_body(mut response: Response) -> Response {
-    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        response.headers_mut().insert(
-            header::CONNECTION,
-            header::HeaderValue::from_static("close"),
-        );
-    }
-    response
-}
-
 async fn health(State(c): State<Arc<Connector>>) -> ApiJson<Value> {
     ApiJson(json!({ "status": "ok", "id": c.id() }))
 }

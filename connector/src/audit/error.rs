@@ -15,18 +15,31 @@ pub enum AuditError {
     /// The audit database exists but cannot be opened: its files are
     /// damaged.
     #[error("the audit store `{path}` cannot be opened: {reason}")]
-    Unopenable { path: String, reason: String },
+    Unopenable {
+        /// The audit database's folder.
+        path: String,
+        /// What the storage engine said.
+        reason: String,
+    },
     /// A stored record cannot be decoded, or is stored under another
     /// sequence number than its own.
     #[error("audit record #{seq} cannot be read: {reason}")]
-    Corrupt { seq: u64, reason: String },
+    Corrupt {
+        /// The record's sequence number.
+        seq: u64,
+        /// Why it cannot be read.
+        reason: String,
+    },
     /// A record could not be encoded as JSON.
     #[error("cannot encode an audit record: {0}")]
     Encode(String),
     /// The last stored record does not match its hash, so the chain cannot be
     /// resumed on top of it.
     #[error("the last audit record #{seq} does not match its hash; verify the audit log")]
-    TamperedHead { seq: u64 },
+    TamperedHead {
+        /// The last record's sequence number.
+        seq: u64,
+    },
     /// The stored chain is broken or shorter than its signed head says.
     #[error(
         "the audit log is broken at record #{seq}: {reason}. The connector does not serve on a \
@@ -35,23 +48,37 @@ pub enum AuditError {
          `recovered` record (see docs/officer.md)"
     )]
     Broken {
+        /// The first record that fails or is missing.
         seq: u64,
+        /// Why, as verification said.
         reason: String,
+        /// The connector's home folder, for the commands to run.
         home: String,
     },
     /// A write failed earlier; the log accepts no more records until the
     /// connector is restarted (it resumes from what is durable).
     #[error("the audit log stopped after a failed write: {reason}")]
-    Halted { reason: String },
+    Halted {
+        /// Why the write failed.
+        reason: String,
+    },
     /// The log was closed.
     #[error("the audit log is closed")]
     Closed,
     /// An invalid setting.
     #[error("invalid audit setting `{field}`: {reason}")]
-    Invalid { field: &'static str, reason: String },
+    Invalid {
+        /// The setting.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// No audit log where one was expected.
     #[error("no audit log at `{path}`")]
-    Missing { path: String },
+    Missing {
+        /// Where the log was looked for.
+        path: String,
+    },
     /// Keys, hashes and signatures (the trust core).
     #[error(transparent)]
     Policy(#[from] policy::Error),

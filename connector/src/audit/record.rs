@@ -89,23 +89,37 @@ impl fmt::Display for RecordKind {
 /// ordered by `seq`, and times of concurrent events need not be monotonic.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEntry {
+    /// When the event happened.
     pub time: DateTime<Utc>,
+    /// What happened.
     pub kind: RecordKind,
+    /// The participant that decided (this connector).
     pub actor: String,
+    /// The other participant, when there is one.
     pub counterparty: Option<String>,
+    /// The dataset concerned.
     pub dataset: Option<String>,
+    /// The agreement concerned.
     pub agreement: Option<String>,
+    /// The agreed purpose.
     pub purpose: Option<String>,
+    /// The SQL text, cut to `audit_sql_bytes` (see `sql_hash`).
     pub sql: Option<String>,
     /// `sha256:` hash of the whole SQL text (`sql` may hold only its start).
     pub sql_hash: Option<String>,
     /// `answered`, `refused`, `failed`, `agreed`, ...
     pub decision: Option<String>,
+    /// The id of the rule that refused, for a refusal.
     pub rule: Option<String>,
+    /// Rows answered.
     pub rows: Option<u64>,
+    /// Bytes answered.
     pub bytes: Option<u64>,
+    /// How long the request took, in milliseconds.
     pub duration_ms: Option<u64>,
+    /// `sha256:` hash of the answer as sent.
     pub result_hash: Option<String>,
+    /// What else there is to say, in words (never a data value).
     pub detail: Option<String>,
 }
 
@@ -185,37 +199,56 @@ impl AuditEntry {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditRecord {
+    /// Position in the log: 0, 1, 2, ... without gaps.
     pub seq: u64,
+    /// When the event happened.
     pub time: DateTime<Utc>,
+    /// What happened.
     pub kind: RecordKind,
+    /// The participant that decided (this connector).
     pub actor: String,
+    /// The other participant, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counterparty: Option<String>,
+    /// The dataset concerned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dataset: Option<String>,
+    /// The agreement concerned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agreement: Option<String>,
+    /// The agreed purpose.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub purpose: Option<String>,
+    /// The SQL text, cut to `audit_sql_bytes` (see `sql_hash`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sql: Option<String>,
+    /// `sha256:` hash of the whole SQL text (`sql` may hold only its start).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sql_hash: Option<String>,
+    /// `answered`, `refused`, `failed`, `agreed`, ...
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision: Option<String>,
+    /// The id of the rule that refused, for a refusal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
+    /// Rows answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rows: Option<u64>,
+    /// Bytes answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes: Option<u64>,
+    /// How long the request took, in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
+    /// `sha256:` hash of the answer as sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result_hash: Option<String>,
+    /// What else there is to say, in words (never a data value).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The hash of the record before (the genesis hash for #0).
     pub prev_hash: String,
+    /// The hash of this record's content (everything but `hash`).
     pub hash: String,
 }
 
