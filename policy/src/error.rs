@@ -69,7 +69,7 @@ pub enum Error {
     // ---- enforcement ----
     /// A query refused by a usage policy.
     #[error(transparent)]
-    Refused(#[from] crate::enforce::Refusal),
+    Refused(#[from] crate::refusal::Refusal),
 
     // ---- usage policy ----
     /// A usage policy that breaks the spec; `field` is a JSON path.

@@ -13,4 +13,5 @@ pub mod jws;
 pub mod keys;
 pub mod memo;
 pub mod replay;
+mod refusal;
 pub mod token;

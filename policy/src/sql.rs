@@ -17,9 +17,9 @@ use datafusion::prelude::SessionConfig;
 use datafusion::sql::parser::Statement;
 
 use crate::enforce::{
-    Decision, EnforcedPlan, Governed, Refusal, Rule, SqlLimits, enforce_plan, parse_bounded_select,
-    parse_single_select,
+    EnforcedPlan, Governed, SqlLimits, enforce_plan, parse_bounded_select, parse_single_select,
 };
+use crate::refusal::{Decision, Refusal, Rule};
 
 /// Session settings for governed queries: no `information_schema`, no URL
 /// tables, no table functions, SQL identifiers normalised as usual.
