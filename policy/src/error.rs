@@ -32,6 +32,21 @@ pub enum Error {
     /// The JWS is not well formed (segments, base64, JSON, missing claims).
     #[error("malformed {what}: {detail}")]
     Malformed { what: &'static str, detail: String },
+    /// Content that cannot be written as canonical JSON (a map with keys
+    /// that are not strings, a number that is not finite).
+    #[error("the content cannot be written as canonical JSON: {source}")]
+    Canonical {
+        /// What the JSON writer said.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Signing failed (the key pair's PKCS#8 document was refused).
+    #[error("cannot sign: {source}")]
+    Sign {
+        /// What jsonwebtoken said.
+        #[source]
+        source: jsonwebtoken::errors::Error,
+    },
     /// The signature does not verify: the header or payload was altered, or
     /// another key signed it.
     #[error("the signature of the {what} does not verify")]

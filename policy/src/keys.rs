@@ -34,6 +34,8 @@ const GROUP_OTHER_BITS: u32 = 0o077;
 pub struct KeyPair {
     pkcs8: Vec<u8>,
     pair: Ed25519KeyPair,
+    /// The same key for jsonwebtoken, which signs every JWS.
+    encoding: jsonwebtoken::EncodingKey,
 }
 
 impl KeyPair {
@@ -51,6 +53,7 @@ impl KeyPair {
         Ok(Self {
             pkcs8: pkcs8.to_vec(),
             pair,
+            encoding: jsonwebtoken::EncodingKey::from_ed_der(pkcs8),
         })
     }
 
@@ -90,7 +93,13 @@ impl KeyPair {
         PublicKey(bytes)
     }
 
-    /// Signs `message`; returns the 64-byte Ed25519 signature.
+    /// The key as jsonwebtoken signs with it ([`crate::jws::sign_jws`]).
+    pub(crate) fn encoding_key(&self) -> &jsonwebtoken::EncodingKey {
+        &self.encoding
+    }
+
+    /// Signs `message`; returns the 64-byte Ed25519 signature (a raw
+    /// signature: a JWS is signed with [`crate::jws::sign_jws`]).
     pub fn sign(&self, message: &[u8]) -> Vec<u8> {
         self.pair.sign(message).as_ref().to_vec()
     }
