@@ -116,7 +116,7 @@ pub fn hash_bytes(bytes: &[u8]) -> String {
 }
 
 fn canonical_error(source: serde_json::Error) -> Error {
-    Error::Canonical { source }
+    Error::malformed_by("content", "not canonical JSON", source)
 }
 
 /// The legacy writer, unchanged since documents were first signed with it.
@@ -252,7 +252,7 @@ mod tests {
     fn not_finite_numbers_are_refused() {
         for n in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
             let err = canonical_json(&n).unwrap_err();
-            assert!(matches!(err, Error::Canonical { .. }), "{n}: {err}");
+            assert!(matches!(err, Error::Malformed { .. }), "{n}: {err}");
         }
     }
 

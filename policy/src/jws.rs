@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::canonical::CanonicalForm;
-use crate::error::{Error, Result};
+use crate::error::{Error, KeyError, Result};
 use crate::keys::{KeyPair, PublicKey};
 
 /// The only accepted `alg`.
@@ -91,7 +91,7 @@ pub fn sign_jws(
         key.encoding_key(),
         jsonwebtoken::Algorithm::EdDSA,
     )
-    .map_err(|source| Error::Sign { source })?;
+    .map_err(|e| Error::Key(KeyError::Sign(e)))?;
     token.push('.');
     token.push_str(&signature);
     Ok(token)
@@ -130,8 +130,8 @@ pub fn verify_jws<T: DeserializeOwned>(
         return Err(Error::BadSignature { what });
     }
     let payload = decode_segment(parts.payload, what, "payload")?;
-    let claims = serde_json::from_slice(&payload)
-        .map_err(|e| Error::malformed(what, format!("claims: {e}")))?;
+    let claims =
+        serde_json::from_slice(&payload).map_err(|e| Error::malformed_by(what, "claims", e))?;
     Ok((header, claims))
 }
 
@@ -139,7 +139,7 @@ pub fn verify_jws<T: DeserializeOwned>(
 pub(crate) fn payload_value(token: &str, what: &'static str) -> Result<Value> {
     let parts = Parts::split(token, what)?;
     let payload = decode_segment(parts.payload, what, "payload")?;
-    serde_json::from_slice(&payload).map_err(|e| Error::malformed(what, format!("claims: {e}")))
+    serde_json::from_slice(&payload).map_err(|e| Error::malformed_by(what, "claims", e))
 }
 
 /// The three segments of a compact JWS.
@@ -183,13 +183,13 @@ impl<'a> Parts<'a> {
 fn checked_header(parts: &Parts<'_>, what: &'static str) -> Result<Header> {
     let bytes = decode_segment(parts.header, what, "header")?;
     check_algorithm(&bytes, what)?;
-    serde_json::from_slice(&bytes).map_err(|e| Error::malformed(what, format!("header: {e}")))
+    serde_json::from_slice(&bytes).map_err(|e| Error::malformed_by(what, "header", e))
 }
 
 fn decode_segment(segment: &str, what: &'static str, name: &str) -> Result<Vec<u8>> {
     URL_SAFE_NO_PAD
         .decode(segment)
-        .map_err(|e| Error::malformed(what, format!("{name} is not base64url: {e}")))
+        .map_err(|e| Error::malformed_by(what, &format!("{name} is not base64url"), e))
 }
 
 /// The members of a header that are checked before the rest is read.
@@ -200,8 +200,8 @@ struct Preamble {
 }
 
 fn check_algorithm(header: &[u8], what: &'static str) -> Result<()> {
-    let preamble: Preamble = serde_json::from_slice(header)
-        .map_err(|e| Error::malformed(what, format!("header: {e}")))?;
+    let preamble: Preamble =
+        serde_json::from_slice(header).map_err(|e| Error::malformed_by(what, "header", e))?;
     let alg = match preamble.alg {
         Some(Value::String(alg)) => alg,
         Some(_) => {
