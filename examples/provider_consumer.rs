@@ -16,7 +16,6 @@ use connector::answer::{AnswerFormat, from_arrow_stream};
 use connector::datasets::DatasetSpec;
 use connector::home::{InitOptions, init, issue_credential};
 use connector::server::RunningConnector;
-use connector::service::Connector;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use policy::credential::{Attributes, Authority};
 use policy::keys::KeyPair;
@@ -49,7 +48,7 @@ async fn participant(
     let mut attributes = Attributes::default();
     attributes.set("role", role)?;
     issue_credential(&home, authority, attributes, 86_400)?;
-    let connector = Arc::new(Connector::open(&home)?);
+    let connector = Arc::new(connector::home::open(&home)?);
     Ok(RunningConnector::start(connector, listener)?)
 }
 

@@ -10,6 +10,7 @@ use hyper_util::rt::TokioExecutor;
 use policy::keys::KeyPair;
 
 use crate::api::CREDENTIAL_HEADER;
+use crate::clock::Clock;
 use crate::{Error, Result};
 
 /// A response: status, headers, body.
@@ -157,7 +158,7 @@ impl PeerClient {
             &self.key,
             &self.own_id,
             audience,
-            crate::service::now(),
+            crate::clock::SystemClock.unix(),
             120,
         )?;
         let auth = format!("Bearer {token}");

@@ -15,7 +15,7 @@ use crate::answer::AnswerFormat;
 use crate::audit::{AuditEntry, RecordKind};
 use crate::client::PeerClient;
 use crate::negotiation::{NegotiationState, new_id};
-use crate::service::{Connector, now};
+use crate::service::Connector;
 use crate::store::{get_json, put_json, scan_json};
 use crate::{Error, Result};
 
@@ -68,14 +68,17 @@ impl Connector {
         let verified = verify_credential(
             credential,
             &self.verifier.authority,
-            now(),
+            self.clock.unix(),
             self.config.clock_skew_secs,
         )?;
         Ok((verified.sub, verified.jwk))
     }
 
     /// Contracts for offer `offer_id` at the provider `url` for `purpose`;
-    /// waits up to `wait` for a manual decision.
+    /// waits up to `wait` for a manual decision. The steps: the provider's
+    /// identity and its signed offer verified; our signed request sent;
+    /// the agreement awaited and checked against the request; our
+    /// countersignature sent; the contract kept and audited.
     pub async fn negotiate(
         &self,
         url: &str,
@@ -85,21 +88,7 @@ impl Connector {
     ) -> Result<Contract> {
         let url = url.trim_end_matches('/');
         let (provider, provider_key) = self.provider_identity(url).await?;
-        let reply = self
-            .peer()
-            .get(&format!("{url}/offers/{offer_id}"))
-            .await?
-            .json()?;
-        let offer_jws = reply["offer"]
-            .as_str()
-            .ok_or_else(|| Error::Peer("no offer in the answer".into()))?;
-        let offer =
-            SignedDocument::<Offer>::verify(offer_jws, DocumentKind::Offer, Some(&provider_key))?;
-        if offer.payload().provider != provider || offer.payload().policy.signer() != provider_key {
-            return Err(Error::Forbidden(
-                "the offer is not the provider's own".into(),
-            ));
-        }
+        let offer = self.fetch_offer(url, offer_id, &provider, &provider_key).await?;
         let request = ContractRequest {
             id: new_id("req"),
             consumer: self.id().to_owned(),
@@ -107,43 +96,12 @@ impl Connector {
             offer_id: offer_id.to_owned(),
             policy_hash: offer.payload().policy.content_hash().to_owned(),
             purpose: purpose.to_owned(),
-            requested_at: now(),
+            requested_at: self.clock.unix(),
         };
         let request = SignedDocument::sign(request, DocumentKind::ContractRequest, &self.key)?;
-        let body = json!({ "request": request.jws() });
-        let mut state = self
-            .peer()
-            .call(
-                Method::POST,
-                &format!("{url}/dsp/negotiations"),
-                &provider,
-                Some(&body),
-            )
-            .await?
-            .json()?;
-        let id = state["id"].as_str().unwrap_or_default().to_owned();
-        let deadline = std::time::Instant::now() + wait;
-        while state["state"] == "REQUESTED" && std::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            state = self
-                .peer()
-                .call(
-                    Method::GET,
-                    &format!("{url}/dsp/negotiations/{id}"),
-                    &provider,
-                    None,
-                )
-                .await?
-                .json()?;
-        }
-        let Some(agreement_jws) = state["agreement"].as_str() else {
-            return Err(Error::Conflict(format!(
-                "the negotiation `{id}` is {} ({})",
-                state["state"], state["reason"]
-            )));
-        };
+        let (id, agreement_jws) = self.request_agreement(url, &provider, &request, wait).await?;
         let agreement = SignedDocument::<Agreement>::verify(
-            agreement_jws,
+            &agreement_jws,
             DocumentKind::Agreement,
             Some(&provider_key),
         )?;
@@ -161,28 +119,93 @@ impl Connector {
             agreement_id: id.clone(),
             agreement_hash: agreement.content_hash().to_owned(),
             consumer: self.id().to_owned(),
-            accepted_at: now(),
+            accepted_at: self.clock.unix(),
         };
-        let acceptance = SignedDocument::sign(acceptance, DocumentKind::Acceptance, &self.key)?;
-        let mut contract = Contract {
-            id: id.clone(),
+        let contract = Contract {
+            id,
             state: NegotiationState::Verified,
-            provider: provider.clone(),
+            provider,
             provider_url: url.to_owned(),
             provider_key,
             agreement,
-            acceptance,
+            acceptance: SignedDocument::sign(acceptance, DocumentKind::Acceptance, &self.key)?,
         };
+        self.finalize(contract, purpose).await
+    }
+
+    /// The offer `offer_id` of `provider` at `url`, its signature and its
+    /// policy's checked to be the provider's own.
+    async fn fetch_offer(
+        &self,
+        url: &str,
+        offer_id: &str,
+        provider: &str,
+        provider_key: &PublicKey,
+    ) -> Result<SignedDocument<Offer>> {
+        let reply = self
+            .peer()
+            .get(&format!("{url}/offers/{offer_id}"))
+            .await?
+            .json()?;
+        let offer_jws = reply["offer"]
+            .as_str()
+            .ok_or_else(|| Error::Peer("no offer in the answer".into()))?;
+        let offer =
+            SignedDocument::<Offer>::verify(offer_jws, DocumentKind::Offer, Some(provider_key))?;
+        if offer.payload().provider != provider || offer.payload().policy.signer() != *provider_key
+        {
+            return Err(Error::Forbidden(
+                "the offer is not the provider's own".into(),
+            ));
+        }
+        Ok(offer)
+    }
+
+    /// Sends our signed `request` and waits up to `wait` while it is
+    /// `REQUESTED`; returns the negotiation id and the agreement (JWS).
+    async fn request_agreement(
+        &self,
+        url: &str,
+        provider: &str,
+        request: &SignedDocument<ContractRequest>,
+        wait: Duration,
+    ) -> Result<(String, String)> {
+        let body = json!({ "request": request.jws() });
+        let peer = self.peer();
+        let created = format!("{url}/dsp/negotiations");
+        let mut state = peer
+            .call(Method::POST, &created, provider, Some(&body))
+            .await?
+            .json()?;
+        let id = state["id"].as_str().unwrap_or_default().to_owned();
+        let deadline = std::time::Instant::now() + wait;
+        let status = format!("{url}/dsp/negotiations/{id}");
+        while state["state"] == "REQUESTED" && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            state = peer
+                .call(Method::GET, &status, provider, None)
+                .await?
+                .json()?;
+        }
+        let Some(agreement_jws) = state["agreement"].as_str() else {
+            return Err(Error::Conflict(format!(
+                "the negotiation `{id}` is {} ({})",
+                state["state"], state["reason"]
+            )));
+        };
+        Ok((id, agreement_jws.to_owned()))
+    }
+
+    /// Keeps the verified `contract`, sends our countersignature, and once
+    /// the provider says `FINALIZED` keeps it so and audits it.
+    async fn finalize(&self, mut contract: Contract, purpose: &str) -> Result<Contract> {
+        let id = contract.id.clone();
         put_json(self.store.as_ref(), CONTRACTS, &id, &contract)?;
         let body = json!({ "acceptance": contract.acceptance.jws() });
+        let url = format!("{}/dsp/negotiations/{id}/acceptance", contract.provider_url);
         let done = self
             .peer()
-            .call(
-                Method::POST,
-                &format!("{url}/dsp/negotiations/{id}/acceptance"),
-                &provider,
-                Some(&body),
-            )
+            .call(Method::POST, &url, &contract.provider, Some(&body))
             .await?
             .json()?;
         if done["state"] != "FINALIZED" {
@@ -194,7 +217,7 @@ impl Connector {
         contract.state = NegotiationState::Finalized;
         put_json(self.store.as_ref(), CONTRACTS, &id, &contract)?;
         let entry = AuditEntry::new(RecordKind::AgreementFinalized, self.id())
-            .with_counterparty(provider)
+            .with_counterparty(contract.provider.clone())
             .with_agreement(id)
             .with_purpose(purpose.to_owned())
             .with_dataset(contract.agreement.payload().dataset.clone())

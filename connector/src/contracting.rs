@@ -8,11 +8,11 @@ use policy::contract::{Acceptance, ContractRequest, Offer};
 use policy::document::{DocumentKind, SignedDocument};
 use policy::token::VerifiedCaller;
 
+use crate::audit::bounded_text;
 use crate::audit::{AuditEntry, RecordKind};
 use crate::config::Approval;
 use crate::negotiation::{self, Negotiation, NegotiationState, Negotiations, Refused};
-use crate::query::bounded_text;
-use crate::service::{Connector, now};
+use crate::service::Connector;
 use crate::{Error, Result};
 
 /// Longest message of a refusal kept in an audit record, in bytes.
@@ -41,7 +41,7 @@ impl Connector {
             agreement: None,
             acceptance: None,
             reason: None,
-            updated_at: now(),
+            updated_at: self.clock.unix(),
         };
         if self.config.approval == Approval::Auto {
             self.agree(&mut n, offer.payload())?;
@@ -77,7 +77,7 @@ impl Connector {
             request.payload(),
             offer.payload(),
             &caller.credential,
-            now(),
+            self.clock.unix(),
         )?;
         Ok((request, offer))
     }
@@ -120,7 +120,7 @@ impl Connector {
         let store = Negotiations::new(self.store.as_ref());
         let mut n = store.get(id)?;
         let entry = change(&mut n)?;
-        n.updated_at = now();
+        n.updated_at = self.clock.unix();
         store.save(&n)?;
         self.record(entry).await?;
         Ok(n)
@@ -133,7 +133,7 @@ impl Connector {
             &n.request,
             offer,
             &self.key,
-            now(),
+            self.clock.unix(),
         )?);
         n.state = NegotiationState::Agreed;
         Ok(())

@@ -145,6 +145,16 @@ pub struct Answer {
     pub rows: usize,
 }
 
+impl Answer {
+    /// The schema of the result (empty when there is no batch).
+    pub fn schema(&self) -> datafusion::arrow::datatypes::SchemaRef {
+        self.batches.first().map_or_else(
+            || Arc::new(datafusion::arrow::datatypes::Schema::empty()),
+            RecordBatch::schema,
+        )
+    }
+}
+
 /// A session that holds governed tables and answers SQL under their policies.
 pub struct GovernedEngine {
     state: SessionState,

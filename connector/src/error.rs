@@ -1,6 +1,9 @@
 //! The one error type of the connector.
 
+use policy::enforce::Refusal;
 use thiserror::Error;
+
+use crate::audit::AuditError;
 
 /// Result with the connector's error as default.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -10,7 +13,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// A query refused by a usage policy.
     #[error(transparent)]
-    Refused(#[from] policy::enforce::Refusal),
+    Refused(#[from] Refusal),
     /// An accepted query failed while executing. The engine's message, which
     /// can quote data values, is only logged, under `id`.
     #[error("the query failed while executing (error id `{id}`)")]
@@ -25,7 +28,7 @@ pub enum Error {
     /// A dataset file leads outside the data roots (a link, or a file
     /// swapped for one); nothing of it was read.
     #[error(transparent)]
-    OutsideRoots(#[from] crate::rooted::OutsideRoots),
+    OutsideRoots(#[from] OutsideRoots),
     /// A case file could not be read.
     #[error("cannot read the case file `{path}`: {reason}")]
     CaseFile { path: String, reason: String },
@@ -47,13 +50,45 @@ pub enum Error {
     /// A peer (another connector or the catalog) failed or answered badly.
     #[error("peer error: {0}")]
     Peer(String),
-    /// An error of the trust core (policy loading, signatures).
+    /// An error of the trust core (policy loading, signatures). A refusal
+    /// of the trust core arrives as [`Error::Refused`], never here.
     #[error(transparent)]
-    Policy(#[from] policy::Error),
+    Policy(policy::Error),
+    /// The audit log failed, or refuses to serve (a broken chain).
+    #[error(transparent)]
+    Audit(#[from] AuditError),
 }
 
-impl From<crate::audit::AuditError> for Error {
-    fn from(error: crate::audit::AuditError) -> Self {
-        Self::Storage(error.to_string())
+impl From<policy::Error> for Error {
+    /// A refusal takes one path whichever layer made it: [`Error::Refused`].
+    fn from(error: policy::Error) -> Self {
+        match error {
+            policy::Error::Refused(refusal) => Self::Refused(refusal),
+            other => Self::Policy(other),
+        }
     }
+}
+
+impl Error {
+    /// The refusal this error is, if it is one.
+    pub fn refusal(&self) -> Option<&Refusal> {
+        match self {
+            Self::Refused(refusal) => Some(refusal),
+            _ => None,
+        }
+    }
+}
+
+/// A dataset file whose real place is outside every data root; nothing of
+/// it was read. `path` is relative to the root it was listed under.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the dataset `{dataset}` reads `{path}`, which leads outside the data roots, so it is not read: \
+     replace the link with the file itself or add its target's folder to `data_roots`"
+)]
+pub struct OutsideRoots {
+    /// The dataset.
+    pub dataset: String,
+    /// The offending file, relative to its data root.
+    pub path: String,
 }

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use policy::credential::{Attributes, Authority, Membership, TrustedAuthority};
 use policy::keys::{KeyPair, PublicKey};
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::{CONFIG_FILE, ConnectorConfig};
 use crate::service::{Connector, Parts};
 use crate::store::SledStore;
@@ -101,6 +102,13 @@ pub fn open(home: &Path) -> Result<Connector> {
     open_with(home, false).map(|(connector, _)| connector)
 }
 
+/// Opens the connector of a home folder, recovering a broken audit log
+/// first (see [`crate::audit::open_log`]); returns what the recovery did,
+/// if the log needed one.
+pub fn open_recovering(home: &Path) -> Result<(Connector, Option<crate::audit::RecoveryDone>)> {
+    open_with(home, true)
+}
+
 /// Opens the connector of a home folder, recovering a broken audit log when
 /// `recover_audit`.
 pub fn open_with(
@@ -124,7 +132,8 @@ pub fn open_with(
         .to_owned();
     let authority: TrustedAuthority = read_json(&home.join(&config.authority_file))?;
     let store = Arc::new(SledStore::open(&home.join("store"))?);
-    let replay = Arc::new(store.replay_guard(crate::service::now())?);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let replay = Arc::new(store.replay_guard(clock.unix())?);
     let (audit, recovery) = crate::audit::open_log(
         home,
         Arc::clone(&key),
@@ -141,6 +150,7 @@ pub fn open_with(
         authority,
         audit: Arc::new(audit),
         admin_token_hash: policy::document::hash_bytes(token.trim().as_bytes()),
+        clock,
     })?;
     Ok((connector, recovery))
 }
@@ -163,7 +173,7 @@ pub fn issue_credential(
         public_key: PublicKey::load_jwk(&home.join(PUBLIC_KEY))?,
         attributes,
     };
-    let credential = authority.issue(&member, crate::service::now(), valid_for_secs)?;
+    let credential = authority.issue(&member, SystemClock.unix(), valid_for_secs)?;
     let path = home.join(&config.credential_file);
     std::fs::write(&path, credential).map_err(|e| io(&path, &e))
 }

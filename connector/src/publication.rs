@@ -61,7 +61,7 @@ impl Connector {
                 client.publish(&signed).await.map_err(peer)?;
             }
             _ => {
-                let request = Unpublish::new(self.id(), dataset, version, chrono::Utc::now());
+                let request = Unpublish::new(self.id(), dataset, version, self.clock.now());
                 let signed =
                     SignedDocument::sign(request, DocumentKind::DatasetWithdrawal, &self.key)?;
                 match client.unpublish(&signed).await {

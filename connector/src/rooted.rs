@@ -39,25 +39,12 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use url::Url;
 
+pub use crate::error::OutsideRoots;
 use crate::{Error, Result};
 
 /// The scheme of the URLs datasets are read under: one store per dataset,
 /// so that a refusal can name it.
 const SCHEME: &str = "dataset";
-
-/// A dataset file whose real place is outside every data root; nothing of
-/// it was read. `path` is relative to the root it was listed under.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "the dataset `{dataset}` reads `{path}`, which leads outside the data roots, so it is not read: \
-     replace the link with the file itself or add its target's folder to `data_roots`"
-)]
-pub struct OutsideRoots {
-    /// The dataset.
-    pub dataset: String,
-    /// The offending file, relative to its data root.
-    pub path: String,
-}
 
 /// The refusal of a file outside the roots somewhere in the causes of
 /// `error` (DataFusion wraps what a store reports).

@@ -1,33 +1,32 @@
 //! The connector as a domain object: everything the HTTP API and the CLI
 //! call, with no HTTP in it. Provider and consumer roles live in one binary.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use chrono::Utc;
-use policy::contract::{Agreement, Offer};
+use policy::contract::Offer;
 use policy::credential::{TrustedAuthority, verify_credential};
 use policy::document::SignedDocument;
 use policy::keys::KeyPair;
-use policy::memo::Memo;
 use policy::model::UsagePolicy;
 use policy::replay::ReplayGuard;
 use policy::token::{TokenVerifier, VerifiedCaller};
 
 use crate::audit::{AuditEntry, AuditLog, RecordKind};
+use crate::clock::Clock;
 use crate::config::ConnectorConfig;
 use crate::datasets::{
     Dataset, DatasetRegistry, DatasetSpec, check_dataset_id, describe_columns, resolve_under_roots,
 };
 use crate::engine::{ExecutionLimits, GovernedEngine, Plans};
 use crate::offers::{Offers, sign_offer};
+use crate::provider::{CheckOutcome, Provider, QueryAnswer, QueryRequest};
 use crate::refusals::{AccessReason, RefusalLimiter, refusal_detail};
 use crate::store::Store;
 use crate::{Error, Result, tables};
 
-/// What a connector is made of; see [`Connector::open`] for the home layout.
+/// What a connector is made of; [`crate::home::open`] makes them from a
+/// home folder.
 pub struct Parts {
     /// The configuration.
     pub config: ConnectorConfig,
@@ -46,6 +45,8 @@ pub struct Parts {
     pub audit: Arc<AuditLog>,
     /// SHA-256 of the owner's admin token.
     pub admin_token_hash: String,
+    /// The clock every request reads once.
+    pub clock: Arc<dyn Clock>,
 }
 
 /// A participant's connector.
@@ -56,18 +57,9 @@ pub struct Connector {
     pub(crate) credential: String,
     pub(crate) verifier: Arc<TokenVerifier>,
     pub(crate) audit: Arc<AuditLog>,
-    pub(crate) engines: Mutex<HashMap<String, Arc<GovernedEngine>>>,
-    /// The prepared plans of every engine, within `plan_cache_bytes`.
-    pub(crate) plans: Arc<Plans>,
-    /// Agreements whose signature verified and that match the one on
-    /// record, by their JWS: an agreement never changes once signed, so
-    /// its verification is done once. Whether it is still in force is read
-    /// from the store on every query.
-    pub(crate) agreements: Memo<Arc<Agreement>>,
-    /// Datasets held in memory (`memory_table_bytes`), by id.
-    pub(crate) memory_tables: Mutex<HashMap<String, Arc<dyn datafusion::catalog::TableProvider>>>,
-    /// Queries charged per agreement, rebuilt from the audit log at start.
-    pub(crate) quota: Mutex<HashMap<String, u64>>,
+    /// The provider's query pipeline.
+    provider: Provider,
+    pub(crate) clock: Arc<dyn Clock>,
     /// Serialises changes of a stored negotiation (load, change, save,
     /// audit), so that concurrent decisions cannot overwrite each other.
     pub(crate) transitions: tokio::sync::Mutex<()>,
@@ -77,21 +69,13 @@ pub struct Connector {
     admin_token_hash: String,
 }
 
-/// Most verified agreements remembered; past it the memory starts over.
-const AGREEMENTS_KEPT: usize = 4096;
-
-/// Current unix time in seconds.
-pub fn now() -> i64 {
-    Utc::now().timestamp()
-}
-
 impl Connector {
     /// A connector from its parts. Checks that the credential is ours and valid.
     pub fn new(parts: Parts) -> Result<Self> {
         let credential = verify_credential(
             &parts.credential,
             &parts.authority,
-            now(),
+            parts.clock.unix(),
             parts.config.clock_skew_secs,
         )?;
         if credential.sub != parts.config.id || credential.jwk != parts.key.public_key() {
@@ -106,8 +90,12 @@ impl Connector {
         let mut verifier =
             TokenVerifier::new(parts.authority, parts.config.id.clone(), parts.replay);
         verifier.skew_secs = parts.config.clock_skew_secs;
-        let quota = Mutex::new(crate::query::charges_in(parts.audit.store().as_ref())?);
-        let plans = Arc::new(Plans::new(parts.config.plan_cache_bytes));
+        let provider = Provider::new(
+            &parts.config,
+            Arc::clone(&parts.key),
+            Arc::clone(&parts.store),
+            Arc::clone(&parts.audit),
+        )?;
         let refusals_per_sec = parts.config.refusal_records_per_sec;
         Ok(Self {
             config: parts.config,
@@ -116,11 +104,8 @@ impl Connector {
             credential: parts.credential,
             verifier: Arc::new(verifier),
             audit: parts.audit,
-            engines: Mutex::new(HashMap::new()),
-            plans,
-            agreements: Memo::new(AGREEMENTS_KEPT),
-            memory_tables: Mutex::new(HashMap::new()),
-            quota,
+            provider,
+            clock: parts.clock,
             transitions: tokio::sync::Mutex::new(()),
             refusals: RefusalLimiter::new(refusals_per_sec),
             admin_token_hash: parts.admin_token_hash,
@@ -154,7 +139,33 @@ impl Connector {
 
     /// The prepared plans kept for repeated queries, of every dataset.
     pub fn plans(&self) -> &Plans {
-        &self.plans
+        self.provider.engines().plans()
+    }
+
+    /// Queries charged to an agreement so far.
+    pub fn queries_used(&self, agreement: &str) -> Result<u64> {
+        self.provider.quota().used(agreement)
+    }
+
+    /// Runs a governed query for `caller` (see [`Provider::query`]), at
+    /// the one reading of the clock this request makes. Every outcome is
+    /// audited.
+    pub async fn query(
+        &self,
+        caller: &VerifiedCaller,
+        request: &QueryRequest,
+    ) -> Result<QueryAnswer> {
+        self.provider.query(caller, request, self.clock.now()).await
+    }
+
+    /// Dry run (see [`Provider::check`]): the decision and the enforced
+    /// plan, without executing; audited.
+    pub async fn check(
+        &self,
+        caller: &VerifiedCaller,
+        request: &QueryRequest,
+    ) -> Result<CheckOutcome> {
+        self.provider.check(caller, request, self.clock.now()).await
     }
 
     /// Verifies a caller's request token and credential, sent from `peer`.
@@ -169,8 +180,9 @@ impl Connector {
     ) -> Result<VerifiedCaller> {
         let verifier = Arc::clone(&self.verifier);
         let (token, credential) = (token.to_owned(), credential.to_owned());
+        let now = self.clock.unix();
         let verified =
-            tokio::task::spawn_blocking(move || verifier.verify(&token, &credential, now()))
+            tokio::task::spawn_blocking(move || verifier.verify(&token, &credential, now))
                 .await
                 .map_err(|e| Error::Storage(format!("the token check did not finish: {e}")))?;
         match verified {
@@ -248,7 +260,7 @@ impl Connector {
             sector: spec.sector,
             columns: describe_columns(&table.schema()),
             rows,
-            updated_at: Utc::now(),
+            updated_at: self.clock.now(),
         };
         DatasetRegistry::new(self.store.as_ref()).save(&dataset)?;
         self.forget_engines(&dataset.id);
@@ -296,7 +308,7 @@ impl Connector {
             policy,
             &self.config.public_url(),
             &self.key,
-            now(),
+            self.clock.unix(),
         )?;
         Offers::new(self.store.as_ref()).save(&offer)?;
         Ok(offer)
@@ -312,32 +324,20 @@ impl Connector {
         Offers::new(self.store.as_ref()).get(id)
     }
 
-    pub(crate) fn forget_engines(&self, dataset: &str) {
-        if let Ok(mut engines) = self.engines.lock() {
-            engines.retain(|key, _| !key.starts_with(&format!("{dataset}|")));
-        }
-        if let Ok(mut tables) = self.memory_tables.lock() {
-            tables.remove(dataset);
-        }
+    fn forget_engines(&self, dataset: &str) {
+        self.provider.engines().forget(dataset);
     }
 
     /// Stops the audit writer (after the records already sent) and releases
     /// the stores, so the home can be opened again.
     pub async fn close(self) {
-        if let Ok(audit) = Arc::try_unwrap(self.audit) {
+        let Self {
+            audit, provider, ..
+        } = self;
+        // The provider holds the log too.
+        drop(provider);
+        if let Ok(audit) = Arc::try_unwrap(audit) {
             audit.close().await;
         }
-    }
-
-    /// Opens the connector of a home folder; see [`crate::home`].
-    pub fn open(home: &Path) -> Result<Self> {
-        crate::home::open(home)
-    }
-
-    /// Opens the connector of a home folder, recovering a broken audit log
-    /// first (see [`crate::audit::open_log`]); returns what the recovery
-    /// did, if the log needed one.
-    pub fn open_recovering(home: &Path) -> Result<(Self, Option<crate::audit::RecoveryDone>)> {
-        crate::home::open_with(home, true)
     }
 }

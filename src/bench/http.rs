@@ -193,7 +193,7 @@ async fn serve(
     std::fs::write(&config, lines.join("\n") + "\n").context("cannot write the config")?;
     issue_credential(&home, authority, Attributes::default(), 86_400)
         .context("cannot issue the credential")?;
-    let connector = Arc::new(Connector::open(&home)?);
+    let connector = Arc::new(connector::home::open(&home)?);
     let server = RunningConnector::start(Arc::clone(&connector), listener)?;
     Ok(Served {
         connector,

@@ -13,7 +13,6 @@ use connector::answer::{AnswerFormat, from_arrow_stream};
 use connector::client::HttpClient;
 use connector::config::ConnectorConfig;
 use connector::home::{InitOptions, admin_token, init};
-use connector::service::Connector;
 use hyper::Method;
 use serde_json::{Value, json};
 
@@ -123,7 +122,7 @@ impl ConnectorCommand {
 
 async fn serve(home: &Path, recover_audit: bool) -> Result<()> {
     let connector = if recover_audit {
-        let (connector, recovery) = Connector::open_recovering(home)?;
+        let (connector, recovery) = connector::home::open_recovering(home)?;
         match recovery {
             Some(done) => {
                 let c = &done.claims;
@@ -147,7 +146,7 @@ async fn serve(home: &Path, recover_audit: bool) -> Result<()> {
         }
         connector
     } else {
-        Connector::open(home)?
+        connector::home::open(home)?
     };
     let connector = Arc::new(connector);
     let listen = connector.config().listen.clone();
@@ -463,7 +462,7 @@ pub struct NegotiateArgs {
 /// `dataspace negotiate`.
 pub fn run_negotiate(a: &NegotiateArgs) -> Result<()> {
     runtime()?.block_on(async {
-        let connector = Connector::open(&a.home)?;
+        let connector = connector::home::open(&a.home)?;
         let contract = connector
             .negotiate(
                 &a.provider,
@@ -521,7 +520,7 @@ pub struct QueryArgs {
 /// `dataspace query`.
 pub fn run_query(a: &QueryArgs) -> Result<()> {
     runtime()?.block_on(async {
-        let connector = Connector::open(&a.home)?;
+        let connector = connector::home::open(&a.home)?;
         let wire = if matches!(a.format, OutputFormat::Json) {
             AnswerFormat::Json
         } else {
@@ -590,7 +589,7 @@ impl ReceiptsCommand {
     pub fn run(self) -> Result<()> {
         let Self::Export(a) = self;
         runtime()?.block_on(async {
-            let connector = Connector::open(&a.home)?;
+            let connector = connector::home::open(&a.home)?;
             std::fs::create_dir_all(&a.out)
                 .with_context(|| format!("cannot create `{}`", a.out.display()))?;
             let mut written = 0;

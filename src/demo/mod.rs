@@ -143,7 +143,7 @@ impl Space {
         attributes.set("sector", "manufacturing")?;
         issue_credential(&home, &self.authority, attributes, 7 * 86_400)
             .with_context(|| format!("cannot issue the credential of `{id}`"))?;
-        let connector = Arc::new(Connector::open(&home)?);
+        let connector = Arc::new(connector::home::open(&home)?);
         let server = RunningConnector::start(Arc::clone(&connector), listener)?;
         Ok(Served {
             connector,

@@ -128,7 +128,7 @@ pub async fn start(world: &World, id: &str, roots: Vec<PathBuf>, role: &str) -> 
 }
 
 pub async fn serve_home(home: PathBuf, listener: tokio::net::TcpListener) -> Running {
-    let connector = Arc::new(Connector::open(&home).unwrap());
+    let connector = Arc::new(connector::home::open(&home).unwrap());
     let server = RunningConnector::start(Arc::clone(&connector), listener).unwrap();
     Running {
         connector,

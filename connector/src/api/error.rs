@@ -57,7 +57,9 @@ impl From<Error> for ApiError {
                 Self::client(StatusCode::BAD_REQUEST, error.to_string(), Some("path"))
             }
             Error::Policy(p) => policy_error(p),
-            Error::Storage(_) | Error::Peer(_) | Error::CaseFile { .. } => Self::internal(&error),
+            Error::Storage(_) | Error::Audit(_) | Error::Peer(_) | Error::CaseFile { .. } => {
+                Self::internal(&error)
+            }
         }
     }
 }

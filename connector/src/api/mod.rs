@@ -24,7 +24,7 @@ use json::ApiJson;
 use crate::answer::{ARROW_STREAM, AnswerFormat};
 use crate::datasets::DatasetSpec;
 use crate::negotiation::Negotiation;
-use crate::query::QueryRequest;
+use crate::provider::QueryRequest;
 use crate::service::Connector;
 
 /// Header carrying a query's signed receipt.

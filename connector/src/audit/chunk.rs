@@ -8,9 +8,10 @@ use policy::keys::PublicKey;
 use super::checkpoint::check_checkpoint;
 use super::error::{AuditError, Result};
 use super::record::{AuditRecord, RecordKind};
-use super::recovery::{Recovery, check_recovered};
+use super::recovery::check_recovered;
+use super::report::Broken;
+use super::report::Recovery;
 use super::store::AuditStore;
-use super::verify::Broken;
 
 /// What checking records `start..start + size` found.
 #[derive(Debug)]

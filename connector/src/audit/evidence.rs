@@ -15,8 +15,8 @@ use serde::Serialize;
 use super::checkpoint::{CHECKPOINT_TYP, CheckpointClaims};
 use super::error::Result;
 use super::record::RecordKind;
+use super::report::VerifyReport;
 use super::store::AuditStore;
-use super::verify::VerifyReport;
 
 /// A piece of evidence to check: where it came from (a file name, a line)
 /// and its compact JWS.

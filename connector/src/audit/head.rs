@@ -27,8 +27,8 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{AuditError, Result};
 use super::record::AuditRecord;
+use super::report::{Broken, VerifyReport};
 use super::store::AuditStore;
-use super::verify::{Broken, VerifyReport};
 
 /// The JWS `typ` of the head.
 pub const HEAD_TYP: &str = "audit-head+jws";

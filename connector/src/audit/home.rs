@@ -15,9 +15,10 @@ use super::head::{HeadState, HeadWriter, check_head, head_path, read_head};
 use super::log::AuditLog;
 use super::record::RecordKind;
 use super::recovery::{RecoveredClaims, prepare};
+use super::report::{Broken, VerifyReport};
 use super::sled_store::SledAuditStore;
 use super::store::AuditStore;
-use super::verify::{Broken, VerifyReport, verify};
+use super::verify::verify;
 
 /// The audit database folder, relative to the home folder.
 pub const AUDIT_DIR: &str = "audit";

@@ -13,12 +13,14 @@
 //!
 //! | file | holds |
 //! |---|---|
+//! | `bounded` | [`audit_sql`], [`bounded_text`]: inputs cut to a known size |
 //! | `record` | [`AuditEntry`], [`AuditRecord`], [`RecordKind`], the record hash |
 //! | `chain` | [`Chain`]: the pure sequencing core (seq, links, checkpoints) |
 //! | `checkpoint` | the signed checkpoint JWS |
 //! | `store`, `sled_store` | [`AuditStore`] with [`MemoryAuditStore`] and [`SledAuditStore`] |
 //! | `log` | [`AuditLog`]: the writer thread and group commit |
-//! | `verify`, `chunk` | [`verify`] and its [`VerifyReport`]; the check of one chunk |
+//! | `verify`, `chunk` | [`verify`]; the check of one chunk |
+//! | `report` | [`VerifyReport`], [`Broken`], [`Recovery`]: what a verification finds |
 //! | `head` | the signed head outside the log, and the check against it |
 //! | `recovery` | the owner's recovery of a broken log: the signed `recovered` record |
 //! | `evidence` | a log checked against kept receipts and exported checkpoints |
@@ -26,6 +28,7 @@
 //!
 //! This module has its own error type, [`AuditError`].
 
+mod bounded;
 mod chain;
 mod checkpoint;
 mod chunk;
@@ -36,10 +39,12 @@ mod home;
 mod log;
 mod record;
 mod recovery;
+mod report;
 mod sled_store;
 mod store;
 mod verify;
 
+pub use bounded::{audit_sql, bounded_text};
 pub use chain::{Chain, DEFAULT_CHECKPOINT_EVERY};
 pub use checkpoint::{CHECKPOINT_TYP, CheckpointClaims};
 pub use error::{AuditError, Result};
@@ -53,7 +58,8 @@ pub use home::{
 };
 pub use log::{AuditLog, MAX_BATCH};
 pub use record::{AuditEntry, AuditRecord, GENESIS_HASH, RecordKind};
-pub use recovery::{RECOVERED_TYP, RecoveredClaims, Recovery};
+pub use recovery::{RECOVERED_TYP, RecoveredClaims};
+pub use report::{Broken, Recovery, VerifyReport};
 pub use sled_store::{AUDIT_TREE, SledAuditStore};
 pub use store::{AuditStore, MemoryAuditStore};
-pub use verify::{Broken, VERIFY_CHUNK, VerifyReport, verify};
+pub use verify::{VERIFY_CHUNK, verify};

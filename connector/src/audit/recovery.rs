@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use super::error::{AuditError, Result};
 use super::head::HeadState;
 use super::record::{AuditEntry, AuditRecord, RecordKind};
+use super::report::{Broken, Recovery};
 use super::store::AuditStore;
-use super::verify::Broken;
 
 /// The JWS `typ` of a recovery statement.
 pub const RECOVERED_TYP: &str = "audit-recovered+jws";
@@ -46,19 +46,6 @@ pub struct RecoveredClaims {
     pub reason: String,
     /// Unix seconds.
     pub at: i64,
-}
-
-/// A recovery found in a log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Recovery {
-    /// The `recovered` record's sequence number.
-    pub seq: u64,
-    /// The first lost sequence number.
-    pub lost_from: u64,
-    /// The last lost one, when the head said.
-    pub lost_to: Option<u64>,
-    /// Why the log was broken.
-    pub reason: String,
 }
 
 /// Checks a `recovered` record: a JWS by `signer` of `typ` [`RECOVERED_TYP`]

@@ -11,82 +11,21 @@
 //! Records after the last checkpoint are only hash-chained, not yet signed.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread;
 
 use policy::keys::PublicKey;
-use serde::Serialize;
 
 use super::chunk::{ChunkSummary, check_chunk, link_reason};
 use super::error::Result;
 use super::record::GENESIS_HASH;
-use super::recovery::Recovery;
+use super::report::{Broken, Recovery, VerifyReport};
 use super::store::AuditStore;
 
 /// Records read from the store at a time.
 pub const VERIFY_CHUNK: usize = 4096;
-
-/// The outcome of [`verify`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct VerifyReport {
-    /// Records found intact (before the first broken one, if any).
-    pub records: u64,
-    /// Checkpoints among them.
-    pub checkpoints: u64,
-    /// The hash of the last intact record, if any.
-    pub head: Option<String>,
-    /// The first record that breaks the chain (or, for a complete check,
-    /// the first the signed head says is missing or different).
-    pub first_broken: Option<Broken>,
-    /// Signed recoveries found in the chain: where records were lost and
-    /// the log was recovered by its owner.
-    pub recoveries: Vec<Recovery>,
-}
-
-/// Where and why a chain is broken.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Broken {
-    /// The sequence number of the first record that fails (or is missing).
-    pub seq: u64,
-    /// Why, in words.
-    pub reason: String,
-}
-
-impl VerifyReport {
-    /// Whether no record breaks the chain.
-    pub fn is_intact(&self) -> bool {
-        self.first_broken.is_none()
-    }
-}
-
-impl fmt::Display for VerifyReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.first_broken {
-            None => {
-                write!(
-                    f,
-                    "chain intact: {} records, {} checkpoints",
-                    self.records, self.checkpoints
-                )?;
-                for r in &self.recoveries {
-                    match r.lost_to {
-                        Some(to) => write!(
-                            f,
-                            "; recovered at #{}: records #{}..=#{} lost",
-                            r.seq, r.lost_from, to
-                        )?,
-                        None => write!(f, "; recovered at #{} ({})", r.seq, r.reason)?,
-                    }
-                }
-                Ok(())
-            }
-            Some(broken) => write!(f, "broken at record #{}: {}", broken.seq, broken.reason),
-        }
-    }
-}
 
 /// Verifies the chain in `store`; checkpoints must be signed by `signer`.
 /// `Err` only when the store cannot be read at all; a damaged record is a

@@ -4,8 +4,8 @@
 
 use datafusion::parquet::arrow::ArrowWriter;
 
-use super::SCAN_CHUNK;
 use super::filter::AuditFilter;
+use super::scan::SCAN_CHUNK;
 use super::table::{audit_schema, records_to_batch};
 use crate::audit::AuditStore;
 use crate::{Error, Result};

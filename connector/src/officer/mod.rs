@@ -20,6 +20,7 @@ mod access;
 mod export;
 mod filter;
 mod page;
+mod scan;
 mod sql;
 mod table;
 mod usage;
@@ -28,9 +29,7 @@ pub use access::{OFFICER_ROLE, is_officer_of};
 pub use export::{JsonLinesExport, export_parquet};
 pub use filter::AuditFilter;
 pub use page::{DEFAULT_PAGE, MAX_PAGE, Order, Page, PageRequest, list_records};
+pub use scan::SCAN_CHUNK;
 pub use sql::{AuditSqlAnswer, SqlLimits, run_audit_sql};
 pub use table::{AUDIT_TABLE, audit_schema, audit_table, records_to_batch};
 pub use usage::{Bucket, ConsumerUsage, DatasetUsage, TimeBucket, UsageReport, usage_figures};
-
-/// Records read from the store at a time by the officer's readers.
-pub const SCAN_CHUNK: usize = 4096;

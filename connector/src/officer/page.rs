@@ -6,8 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::SCAN_CHUNK;
 use super::filter::AuditFilter;
+use super::scan::SCAN_CHUNK;
 use crate::audit::{AuditRecord, AuditStore};
 use crate::{Error, Result};
 

@@ -103,10 +103,7 @@ pub async fn run_audit_sql(
     let plan = policy::sql::plan_sql(&ctx.state(), sql)
         .await
         .map_err(|refusal| match refusal.rule {
-            Rule::Table => invalid(format!(
-                "only the table `{AUDIT_TABLE}` can be queried: {}",
-                refusal.message.rsplit(": ").next().unwrap_or_default()
-            )),
+            Rule::Table => invalid(format!("only the table `{AUDIT_TABLE}` can be queried")),
             _ => invalid(refusal.message),
         })?;
     let frame = ctx

@@ -15,7 +15,7 @@ use datafusion::physical_plan::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
 
-use super::SCAN_CHUNK;
+use super::scan::SCAN_CHUNK;
 use crate::Result;
 use crate::audit::{AuditRecord, AuditStore};
 

@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::SCAN_CHUNK;
 use super::filter::AuditFilter;
+use super::scan::SCAN_CHUNK;
 use crate::Result;
 use crate::audit::{AuditRecord, AuditStore, RecordKind};
 
