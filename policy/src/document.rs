@@ -12,6 +12,10 @@
 //! does not verify with that key), the signature ([`Error::BadSignature`]) and
 //! last the `typ` ([`Error::Malformed`]). Each document has a content hash,
 //! `sha256:<hex>` of its canonical JSON payload, that other documents embed.
+//! The hash is recomputed on every verification in the canonical form the
+//! header names (`canon`, see [`crate::canonical`]): RFC 8785 for documents
+//! signed now, the legacy form for documents signed before, whose stored
+//! hashes were made in it and must keep matching.
 
 use std::fmt;
 
@@ -23,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::jws::{Header, decode_header, payload_value, sign_jws, verify_jws};
 use crate::keys::{KeyPair, PublicKey};
 
-pub use crate::canonical::{content_hash, hash_bytes};
+pub use crate::canonical::{CanonicalForm, content_hash, hash_bytes};
 
 /// What a signed document is; fixes its JWS `typ`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -112,20 +116,24 @@ pub struct SignedDocument<T> {
     kind: DocumentKind,
     signer: PublicKey,
     hash: String,
+    form: CanonicalForm,
 }
 
 impl<T: Serialize + DeserializeOwned> SignedDocument<T> {
     /// Signs `payload` as a document of `kind` with `key`; the JWS payload is
     /// the canonical JSON of `payload`.
     pub fn sign(payload: T, kind: DocumentKind, key: &KeyPair) -> Result<Self> {
+        // `sign_jws` writes the current form and names it in the header.
         let jws = sign_jws(kind.typ(), true, &payload, key)?;
-        let hash = content_hash(&payload)?;
+        let form = CanonicalForm::CURRENT;
+        let hash = form.content_hash(&payload)?;
         Ok(Self {
             jws,
             payload,
             kind,
             signer: key.public_key(),
             hash,
+            form,
         })
     }
 
@@ -148,13 +156,15 @@ impl<T: Serialize + DeserializeOwned> SignedDocument<T> {
                 format!("`typ` is `{}`, expected `{}`", header.typ(), kind.typ()),
             ));
         }
-        let hash = content_hash(&payload_value(jws, what)?)?;
+        let form = header.canonical_form(what)?;
+        let hash = form.content_hash(&payload_value(jws, what)?)?;
         Ok(Self {
             jws: jws.to_owned(),
             payload,
             kind,
             signer,
             hash,
+            form,
         })
     }
 }
@@ -185,9 +195,15 @@ impl<T> SignedDocument<T> {
         self.signer
     }
 
-    /// `sha256:<hex>` of the canonical JSON of the signed payload.
+    /// `sha256:<hex>` of the canonical JSON of the signed payload, in the
+    /// document's canonical form.
     pub fn content_hash(&self) -> &str {
         &self.hash
+    }
+
+    /// The canonical form the document was signed in (its hash's form).
+    pub fn canonical_form(&self) -> CanonicalForm {
+        self.form
     }
 }
 
@@ -251,6 +267,8 @@ mod tests {
     use super::*;
     use crate::credential::Attributes;
     use crate::jws::forge;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use serde_json::{Value, json};
 
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -332,6 +350,69 @@ mod tests {
             verify(&jws, None).unwrap().content_hash(),
             signed(&key).content_hash()
         );
+    }
+
+    /// A document as the code before RFC 8785 signed it: no `canon` in the
+    /// header, header and payload in the legacy form.
+    fn legacy_signed(payload: &Value, kind: DocumentKind, key: &KeyPair) -> (String, String) {
+        let public = key.public_key();
+        let header =
+            json!({"alg": "EdDSA", "typ": kind.typ(), "kid": public.key_id(), "jwk": public});
+        let legacy = CanonicalForm::Legacy;
+        let input = format!(
+            "{}.{}",
+            forge::b64(&legacy.to_vec(&header).unwrap()),
+            forge::b64(&legacy.to_vec(payload).unwrap())
+        );
+        let jws = format!("{input}.{}", forge::b64(&key.sign(input.as_bytes())));
+        // What the old code stored as the document's hash.
+        (jws, legacy.content_hash(payload).unwrap())
+    }
+
+    #[test]
+    fn a_legacy_document_with_floats_verifies_with_its_stored_hash() {
+        let key = KeyPair::generate().unwrap();
+        // Numbers the two forms write differently: `1.0` (legacy) and `1`.
+        let payload =
+            json!({"issuer": "platform-north", "epsilon": 1.0, "bound": 100.0, "small": 0.5});
+        let legacy = CanonicalForm::Legacy.to_vec(&payload).unwrap();
+        assert_ne!(legacy, CanonicalForm::Rfc8785.to_vec(&payload).unwrap());
+        let (jws, stored_hash) = legacy_signed(&payload, DocumentKind::UsagePolicy, &key);
+        let doc: SignedDocument<Value> =
+            SignedDocument::verify(&jws, DocumentKind::UsagePolicy, Some(&key.public_key()))
+                .unwrap();
+        assert_eq!(doc.canonical_form(), CanonicalForm::Legacy);
+        assert_eq!(doc.content_hash(), stored_hash);
+        assert_ne!(doc.content_hash(), content_hash(&payload).unwrap());
+        assert_eq!(doc.payload(), &payload);
+    }
+
+    #[test]
+    fn a_new_document_is_written_and_hashed_per_rfc_8785() {
+        let key = KeyPair::generate().unwrap();
+        let payload = json!({"b": 1e21, "a": 1.0, "c": [0.000001, 1e-7, 333333333.3333333]});
+        let doc = SignedDocument::sign(payload.clone(), DocumentKind::Offer, &key).unwrap();
+        let bytes = URL_SAFE_NO_PAD
+            .decode(doc.jws().split('.').nth(1).unwrap())
+            .unwrap();
+        let expected = r#"{"a":1,"b":1e+21,"c":[0.000001,1e-7,333333333.3333333]}"#;
+        assert_eq!(String::from_utf8(bytes).unwrap(), expected);
+        assert_eq!(doc.content_hash(), hash_bytes(expected.as_bytes()));
+        assert_eq!(forge::header_of(doc.jws())["canon"], "rfc8785");
+        let verified: SignedDocument<Value> =
+            SignedDocument::verify(doc.jws(), DocumentKind::Offer, None).unwrap();
+        assert_eq!(verified.content_hash(), doc.content_hash());
+        assert_eq!(verified.canonical_form(), CanonicalForm::Rfc8785);
+    }
+
+    #[test]
+    fn refuses_an_unknown_canonical_form() {
+        let key = KeyPair::generate().unwrap();
+        let mut header = forge::header_of(signed(&key).jws());
+        header["canon"] = json!("c14n-2030");
+        let jws = forge::signed(&header, &serde_json::to_value(offer()).unwrap(), &key);
+        let err = verify(&jws, None).unwrap_err();
+        assert!(matches!(err, Error::Malformed { .. }), "{err}");
     }
 
     #[test]

@@ -3,15 +3,18 @@
 //! The header is decoded and checked here, before any signature work:
 //! `alg: none` is [`Error::AlgorithmNone`], any other algorithm than `EdDSA`
 //! (HS*, RS*, ES*, PS*) is [`Error::AlgorithmNotAllowed`], and a header with
-//! `crit` extensions is refused as malformed. The algorithm used to verify is
-//! fixed in code and never taken from the header, so a token cannot pick the
-//! HMAC-with-public-key confusion or any other algorithm swap.
+//! `crit` extensions is refused as malformed. The algorithm used to sign and
+//! to verify is fixed in code and never taken from the header, so a token
+//! cannot pick the HMAC-with-public-key confusion or any other algorithm
+//! swap.
 //!
-//! Signing and verifying use ring's Ed25519 directly (through [`KeyPair`]
-//! and [`PublicKey`]); no library validates claims here. Time, audience and
-//! issuer are checked by the callers ([`crate::credential`],
+//! Signing and verifying both go through jsonwebtoken's `crypto::sign` and
+//! `crypto::verify` (ring's Ed25519 underneath), with
+//! `Algorithm::EdDSA`; jsonwebtoken validates no claims here. Time,
+//! audience and issuer are checked by the callers ([`crate::credential`],
 //! [`crate::token`]) with an injected `now`, so tests are deterministic.
-//! Header and payload are written as canonical JSON ([`crate::canonical`]).
+//! Header and payload are written as canonical JSON in the current form
+//! ([`crate::canonical`]), which the header names in `canon`.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -19,8 +22,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::canonical::canonical_json;
-use crate::error::{Error, Result};
+use crate::canonical::CanonicalForm;
+use crate::error::{Error, KeyError, Result};
 use crate::keys::{KeyPair, PublicKey};
 
 /// The only accepted `alg`.
@@ -43,12 +46,23 @@ pub struct Header {
     /// The signer's public key, embedded in self-describing documents.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwk: Option<PublicKey>,
+    /// The canonical form of header and payload
+    /// ([`crate::canonical::CANON_HEADER`]); absent in tokens signed before
+    /// RFC 8785 was adopted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canon: Option<String>,
 }
 
 impl Header {
     /// The `typ` of the header, or the empty string.
     pub fn typ(&self) -> &str {
         self.typ.as_deref().unwrap_or_default()
+    }
+
+    /// The canonical form `canon` names (none: the legacy form); an unknown
+    /// form is [`Error::Malformed`]. `what` names the token in errors.
+    pub fn canonical_form(&self, what: &'static str) -> Result<CanonicalForm> {
+        CanonicalForm::from_header(self.canon.as_deref(), what)
     }
 }
 
@@ -61,23 +75,25 @@ pub fn sign_jws(
     key: &KeyPair,
 ) -> Result<String> {
     let public_key = key.public_key();
+    let form = CanonicalForm::CURRENT;
     let header = Header {
         alg: ALGORITHM.into(),
         typ: Some(typ.into()),
         kid: Some(public_key.key_id()),
         jwk: embed_jwk.then_some(public_key),
+        canon: form.header_value().map(Into::into),
     };
-    let mut token = URL_SAFE_NO_PAD.encode(canonical_json(&header)?);
+    let mut token = URL_SAFE_NO_PAD.encode(form.to_vec(&header)?);
     token.push('.');
-    token.push_str(&URL_SAFE_NO_PAD.encode(canonical_json(claims)?));
-    // Signed with the ring key pair the `KeyPair` holds: Ed25519 is
-    // deterministic, so this is the signature jsonwebtoken makes, without
-    // parsing the PKCS#8 document and deriving the key again on every call
-    // (which doubled the cost of a signature). Verification stays with
-    // jsonwebtoken, the algorithm fixed here, never taken from a header.
-    let signature = key.sign(token.as_bytes());
+    token.push_str(&URL_SAFE_NO_PAD.encode(form.to_vec(claims)?));
+    let signature = jsonwebtoken::crypto::sign(
+        token.as_bytes(),
+        key.encoding_key(),
+        jsonwebtoken::Algorithm::EdDSA,
+    )
+    .map_err(|e| Error::Key(KeyError::Sign(e)))?;
     token.push('.');
-    token.push_str(&URL_SAFE_NO_PAD.encode(signature));
+    token.push_str(&signature);
     Ok(token)
 }
 
@@ -100,6 +116,8 @@ pub fn verify_jws<T: DeserializeOwned>(
 ) -> Result<(Header, T)> {
     let parts = Parts::split(token, what)?;
     let header = checked_header(&parts, what)?;
+    // The algorithm is fixed here, as when signing; a signature that is not
+    // even base64url is as bad as one that does not verify.
     let decoding = jsonwebtoken::DecodingKey::from_ed_der(key.as_bytes());
     let valid = jsonwebtoken::crypto::verify(
         parts.signature,
@@ -112,8 +130,8 @@ pub fn verify_jws<T: DeserializeOwned>(
         return Err(Error::BadSignature { what });
     }
     let payload = decode_segment(parts.payload, what, "payload")?;
-    let claims = serde_json::from_slice(&payload)
-        .map_err(|e| Error::malformed(what, format!("claims: {e}")))?;
+    let claims =
+        serde_json::from_slice(&payload).map_err(|e| Error::malformed_by(what, "claims", e))?;
     Ok((header, claims))
 }
 
@@ -121,7 +139,7 @@ pub fn verify_jws<T: DeserializeOwned>(
 pub(crate) fn payload_value(token: &str, what: &'static str) -> Result<Value> {
     let parts = Parts::split(token, what)?;
     let payload = decode_segment(parts.payload, what, "payload")?;
-    serde_json::from_slice(&payload).map_err(|e| Error::malformed(what, format!("claims: {e}")))
+    serde_json::from_slice(&payload).map_err(|e| Error::malformed_by(what, "claims", e))
 }
 
 /// The three segments of a compact JWS.
@@ -165,13 +183,13 @@ impl<'a> Parts<'a> {
 fn checked_header(parts: &Parts<'_>, what: &'static str) -> Result<Header> {
     let bytes = decode_segment(parts.header, what, "header")?;
     check_algorithm(&bytes, what)?;
-    serde_json::from_slice(&bytes).map_err(|e| Error::malformed(what, format!("header: {e}")))
+    serde_json::from_slice(&bytes).map_err(|e| Error::malformed_by(what, "header", e))
 }
 
 fn decode_segment(segment: &str, what: &'static str, name: &str) -> Result<Vec<u8>> {
     URL_SAFE_NO_PAD
         .decode(segment)
-        .map_err(|e| Error::malformed(what, format!("{name} is not base64url: {e}")))
+        .map_err(|e| Error::malformed_by(what, &format!("{name} is not base64url"), e))
 }
 
 /// The members of a header that are checked before the rest is read.
@@ -182,8 +200,8 @@ struct Preamble {
 }
 
 fn check_algorithm(header: &[u8], what: &'static str) -> Result<()> {
-    let preamble: Preamble = serde_json::from_slice(header)
-        .map_err(|e| Error::malformed(what, format!("header: {e}")))?;
+    let preamble: Preamble =
+        serde_json::from_slice(header).map_err(|e| Error::malformed_by(what, "header", e))?;
     let alg = match preamble.alg {
         Some(Value::String(alg)) => alg,
         Some(_) => {
@@ -289,19 +307,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn signatures_are_the_ones_jsonwebtoken_makes() {
+    fn signatures_are_plain_ed25519_over_the_signing_input() {
         let key = KeyPair::generate().unwrap();
         let token = sign_jws("test+jws", false, &serde_json::json!({"a": 1}), &key).unwrap();
         let (signed, signature) = token.rsplit_once('.').unwrap();
-        let encoding = jsonwebtoken::EncodingKey::from_ed_der(key.pkcs8_der());
-        let expected = jsonwebtoken::crypto::sign(
-            signed.as_bytes(),
-            &encoding,
-            jsonwebtoken::Algorithm::EdDSA,
-        )
-        .unwrap();
-        assert_eq!(signature, expected);
+        let signature = URL_SAFE_NO_PAD.decode(signature).unwrap();
+        // Checked with ring directly, not through jsonwebtoken.
+        let public = key.public_key();
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, public.as_bytes())
+            .verify(signed.as_bytes(), &signature)
+            .unwrap();
+        // Ed25519 is deterministic: the raw signature of the same input.
+        assert_eq!(signature, key.sign(signed.as_bytes()));
     }
+
+    #[test]
+    fn the_header_names_the_canonical_form() {
+        let key = KeyPair::generate().unwrap();
+        let token = sign_jws("t", false, &claims(), &key).unwrap();
+        assert_eq!(header_of(&token)["canon"], "rfc8785");
+        let header = decode_header(&token, WHAT).unwrap();
+        assert_eq!(header.canonical_form(WHAT).unwrap(), CanonicalForm::Rfc8785);
+    }
+
     use serde_json::json;
 
     const WHAT: &str = "test token";

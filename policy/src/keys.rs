@@ -19,7 +19,7 @@ use ring::rand::SystemRandom;
 use ring::signature::{ED25519, Ed25519KeyPair, KeyPair as _, UnparsedPublicKey};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, KeyError, Result};
 
 /// Length in bytes of an Ed25519 public key.
 pub const PUBLIC_KEY_LEN: usize = 32;
@@ -34,23 +34,26 @@ const GROUP_OTHER_BITS: u32 = 0o077;
 pub struct KeyPair {
     pkcs8: Vec<u8>,
     pair: Ed25519KeyPair,
+    /// The same key for jsonwebtoken, which signs every JWS.
+    encoding: jsonwebtoken::EncodingKey,
 }
 
 impl KeyPair {
     /// Generates a fresh key pair from the operating system's random source.
     pub fn generate() -> Result<Self> {
         let document = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
-            .map_err(|_| Error::Key("cannot generate an Ed25519 key".into()))?;
+            .map_err(|e| Error::Key(KeyError::Random(e)))?;
         Self::from_pkcs8(document.as_ref())
     }
 
     /// Parses a PKCS#8 (v1 or v2) DER document holding an Ed25519 private key.
     pub fn from_pkcs8(pkcs8: &[u8]) -> Result<Self> {
         let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8)
-            .map_err(|e| Error::Key(format!("not an Ed25519 PKCS#8 private key: {e}")))?;
+            .map_err(|e| Error::Key(KeyError::Rejected(e)))?;
         Ok(Self {
             pkcs8: pkcs8.to_vec(),
             pair,
+            encoding: jsonwebtoken::EncodingKey::from_ed_der(pkcs8),
         })
     }
 
@@ -71,7 +74,7 @@ impl KeyPair {
         let metadata = fs::metadata(path).map_err(|e| io_error(path, e))?;
         let mode = metadata.permissions().mode();
         if mode & GROUP_OTHER_BITS != 0 {
-            return Err(Error::Key(format!(
+            return Err(Error::key(format!(
                 "the private key file `{}` is accessible by group or others (mode {:o}); \
                  restrict it with `chmod 600 {}`",
                 path.display(),
@@ -90,7 +93,13 @@ impl KeyPair {
         PublicKey(bytes)
     }
 
-    /// Signs `message`; returns the 64-byte Ed25519 signature.
+    /// The key as jsonwebtoken signs with it ([`crate::jws::sign_jws`]).
+    pub(crate) fn encoding_key(&self) -> &jsonwebtoken::EncodingKey {
+        &self.encoding
+    }
+
+    /// Signs `message`; returns the 64-byte Ed25519 signature (a raw
+    /// signature: a JWS is signed with [`crate::jws::sign_jws`]).
     pub fn sign(&self, message: &[u8]) -> Vec<u8> {
         self.pair.sign(message).as_ref().to_vec()
     }
@@ -113,7 +122,7 @@ impl PublicKey {
     /// Builds a public key from its 32 raw bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         let raw: [u8; PUBLIC_KEY_LEN] = bytes.try_into().map_err(|_| {
-            Error::Key(format!(
+            Error::key(format!(
                 "an Ed25519 public key has {PUBLIC_KEY_LEN} bytes, not {}",
                 bytes.len()
             ))
@@ -138,14 +147,14 @@ impl PublicKey {
     /// Reads an Ed25519 key from a JWK; other key types are refused.
     pub fn from_jwk(jwk: &Jwk) -> Result<Self> {
         if jwk.kty != Jwk::KTY || jwk.crv != Jwk::CRV {
-            return Err(Error::Key(format!(
+            return Err(Error::key(format!(
                 "expected a JWK with `kty` `OKP` and `crv` `Ed25519`, found `{}` and `{}`",
                 jwk.kty, jwk.crv
             )));
         }
         let bytes = URL_SAFE_NO_PAD
             .decode(&jwk.x)
-            .map_err(|e| Error::Key(format!("the JWK member `x` is not base64url: {e}")))?;
+            .map_err(|e| Error::key(format!("the JWK member `x` is not base64url: {e}")))?;
         Self::from_bytes(&bytes)
     }
 
@@ -174,7 +183,7 @@ impl PublicKey {
     /// refused unless `overwrite`.
     pub fn save_jwk(&self, path: &Path, overwrite: bool) -> Result<()> {
         let mut json = serde_json::to_vec_pretty(&self.to_jwk())
-            .map_err(|e| Error::Key(format!("cannot encode the JWK: {e}")))?;
+            .map_err(|e| Error::key(format!("cannot encode the JWK: {e}")))?;
         json.push(b'\n');
         write_file(path, &json, overwrite, None)
     }
@@ -183,7 +192,7 @@ impl PublicKey {
     pub fn load_jwk(path: &Path) -> Result<Self> {
         let bytes = fs::read(path).map_err(|e| io_error(path, e))?;
         let jwk: Jwk = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::Key(format!("`{}` is not a JWK: {e}", path.display())))?;
+            .map_err(|e| Error::key(format!("`{}` is not a JWK: {e}", path.display())))?;
         Self::from_jwk(&jwk)
     }
 }
@@ -327,7 +336,8 @@ mod tests {
     #[test]
     fn from_pkcs8_refuses_garbage() {
         let err = KeyPair::from_pkcs8(b"not a key").unwrap_err();
-        assert!(matches!(err, Error::Key(_)), "{err}");
+        assert!(matches!(err, Error::Key(KeyError::Rejected(_))), "{err}");
+        assert!(err.to_string().contains("PKCS#8"), "{err}");
     }
 
     #[test]

@@ -18,10 +18,8 @@
 //! 6. last, for otherwise valid tokens only, the `jti` against replay
 //!    ([`Error::Replayed`]), remembered until `exp` plus the skew.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 
-use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 
 use crate::credential::{
@@ -29,6 +27,7 @@ use crate::credential::{
     verify_credential,
 };
 use crate::error::{Error, Result};
+use crate::id::random_hex;
 use crate::jws::{Header, decode_header, sign_jws, verify_jws};
 use crate::keys::KeyPair;
 use crate::memo::Memo;
@@ -92,23 +91,9 @@ pub fn issue_request_token(
         aud: audience.into(),
         iat: now,
         exp: now.saturating_add(ttl_secs),
-        jti: random_jti()?,
+        jti: random_hex()?,
     };
     sign_jws(REQUEST_TOKEN_TYP, false, &claims, key)
-}
-
-/// 128 random bits as 32 lowercase hex digits.
-fn random_jti() -> Result<String> {
-    let mut bytes = [0u8; 16];
-    SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| Error::Key("cannot draw random bytes".into()))?;
-    let mut jti = String::with_capacity(32);
-    for byte in bytes {
-        // Writing to a String cannot fail.
-        let _ = write!(jti, "{byte:02x}");
-    }
-    Ok(jti)
 }
 
 /// A caller whose token and credential verified.

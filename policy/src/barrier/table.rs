@@ -33,8 +33,8 @@ use datafusion::execution::SessionState;
 
 use super::admit::is_infallible;
 use super::scan::{GovernedScanExec, ScanParts};
-use crate::enforce::{Decision, Refusal, Rule};
 use crate::model::{Access, UsagePolicy};
+use crate::refusal::{Decision, Refusal, Rule};
 
 /// A governed dataset: its table, its policy and the row filter planned
 /// from the policy.

@@ -25,7 +25,7 @@ use datafusion::physical_plan::aggregates::AggregateExec;
 use super::admit::is_infallible;
 use super::scan::GovernedScanExec;
 use super::threshold::{ThresholdExec, ThresholdSpec};
-use crate::enforce::{Decision, Refusal, Rule};
+use crate::refusal::{Decision, Refusal, Rule};
 
 /// Checks the barriers of `plan`; see the module documentation.
 pub fn verify_physical_plan(plan: &Arc<dyn ExecutionPlan>) -> Decision<()> {

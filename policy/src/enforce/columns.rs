@@ -4,8 +4,8 @@
 use datafusion::logical_expr::Expr;
 
 use super::lineage::{Col, Scopes, Source, classify, direct_children};
-use super::refusal::{Decision, Refusal, Rule};
 use crate::model::ColumnClass;
+use crate::refusal::{Decision, Refusal, Rule};
 
 /// Where a reference stands, which decides whether an entity column may appear.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,8 +7,8 @@ use datafusion::common::{Column, DFSchema};
 use datafusion::logical_expr::Expr;
 use datafusion::logical_expr::expr::ScalarFunction;
 
-use super::refusal::{Decision, Refusal, Rule};
 use crate::model::ColumnClass;
+use crate::refusal::{Decision, Refusal, Rule};
 
 /// One governed column that a value derives from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,7 +45,10 @@ impl Col {
         }
     }
 
-    fn merge(values: Vec<Col>) -> Col {
+    /// One value derived from all of `values`: clean if none of them
+    /// derives from a governed column, else derived from each such column
+    /// (each named once, in order).
+    pub fn merge(values: Vec<Col>) -> Col {
         let mut sources: Vec<Source> = Vec::new();
         for value in values {
             for s in value.sources() {
@@ -60,6 +63,16 @@ impl Col {
             Col::Derived(sources)
         }
     }
+}
+
+/// Lineage padded or collapsed to `width` columns. When the shapes do not
+/// line up (grouping sets, mark joins), every column conservatively derives
+/// from every source.
+pub fn fit_width(cols: Vec<Col>, width: usize) -> Vec<Col> {
+    if cols.len() == width {
+        return cols;
+    }
+    vec![Col::merge(cols); width]
 }
 
 /// What the enforcer knows about the output of one plan node.
@@ -205,6 +218,34 @@ pub fn classify(expr: &Expr, scopes: &Scopes<'_>) -> Decision<Col> {
             Ok(Col::merge(parts))
         }
     }
+}
+
+/// An expression with no column, outer reference, subquery, aggregate,
+/// window function or placeholder: its value does not depend on any row.
+pub fn is_constant(expr: &Expr) -> bool {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    let mut constant = true;
+    let _ = expr.apply(|e| {
+        if matches!(
+            e,
+            Expr::Column(_)
+                | Expr::OuterReferenceColumn(..)
+                | Expr::Exists(_)
+                | Expr::InSubquery(_)
+                | Expr::ScalarSubquery(_)
+                | Expr::SetComparison(_)
+                | Expr::AggregateFunction(_)
+                | Expr::WindowFunction(_)
+                | Expr::Placeholder(_)
+                | Expr::ScalarVariable(..)
+                | Expr::Unnest(_)
+        ) {
+            constant = false;
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    constant
 }
 
 /// The direct sub-expressions of `expr` (not descending into subquery plans).

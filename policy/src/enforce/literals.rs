@@ -28,8 +28,8 @@ use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, LogicalPlan, Ope
 use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::physical_expr::create_physical_expr;
 
-use super::filter::is_constant;
-use super::refusal::{Decision, Refusal, Rule};
+use super::lineage::is_constant;
+use crate::refusal::{Decision, Refusal, Rule};
 
 /// Checks every call with literal arguments in `plan`, subqueries included.
 pub fn check_literal_arguments(plan: &LogicalPlan) -> Decision<()> {

@@ -9,65 +9,34 @@
 //! row filter is part of every governed table's scan
 //! ([`crate::barrier::GovernedTable`]); a scan of any other table is refused.
 //!
+//! The walk is in `walker.rs`; each kind of node has its rule under
+//! `rules/`, one per file, behind one trait (`rule.rs`), as DataFusion
+//! writes its optimizer rules.
+//!
 //! The plan enforced is the one the SQL planner produces, before the
 //! analyzer's type coercion, so that casts in it are the consumer's own.
 
-mod aggregate;
 mod columns;
-mod filter;
+mod describe;
+mod governed;
 mod lineage;
 mod literals;
-mod nodes;
-mod refusal;
+mod rule;
+mod rules;
 mod statement;
 #[cfg(test)]
 pub(crate) mod test_support;
 mod threshold;
-
-use std::collections::HashMap;
-use std::sync::Arc;
+mod walker;
 
 use chrono::{DateTime, Utc};
 use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 
-pub use refusal::{Decision, Refusal, Rule};
+pub use crate::refusal::{Decision, Refusal, Rule};
+pub use governed::Governed;
 pub use statement::{SqlLimits, parse_bounded_select, parse_single_select};
 
-use crate::model::{Access, UsagePolicy};
-
-/// The datasets a caller may query, each with the policy that governs it,
-/// under its dataset id (the table name).
-#[derive(Debug, Clone, Default)]
-pub struct Governed {
-    tables: HashMap<String, Arc<UsagePolicy>>,
-}
-
-impl Governed {
-    /// No datasets.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Adds the dataset of `policy`, replacing any earlier policy for it.
-    pub fn insert(&mut self, policy: Arc<UsagePolicy>) {
-        self.tables.insert(policy.dataset().to_owned(), policy);
-    }
-
-    /// The policy governing the table `name`.
-    pub fn get(&self, name: &str) -> Option<&Arc<UsagePolicy>> {
-        self.tables.get(name)
-    }
-
-    /// All governed datasets.
-    pub fn policies(&self) -> impl Iterator<Item = &Arc<UsagePolicy>> {
-        self.tables.values()
-    }
-
-    fn is_aggregate(&self, table: &str) -> bool {
-        self.get(table)
-            .is_some_and(|p| p.access == Access::Aggregate)
-    }
-}
+use rule::is_aggregate_rows;
 
 /// A plan that obeys every governed dataset's policy.
 #[derive(Debug, Clone)]
@@ -89,10 +58,10 @@ pub fn enforce_plan(
     now: DateTime<Utc>,
 ) -> Decision<EnforcedPlan> {
     literals::check_literal_arguments(plan)?;
-    let mut enforcer = nodes::Enforcer::new(governed, now);
+    let mut enforcer = walker::Enforcer::new(governed, now);
     let (rewritten, rel) = enforcer.visit(plan, &[])?;
     columns::check_columns(&rel.cols)?;
-    if rel.unaggregated.iter().any(|t| governed.is_aggregate(t)) {
+    if is_aggregate_rows(governed, &rel) {
         return Err(Refusal::new(
             Rule::AggregationRequired,
             "the dataset allows only aggregates: every value must come from `count`, `sum` or `avg` over `GROUP BY` dimensions",

@@ -14,7 +14,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 
-use super::refusal::{Decision, Refusal, Rule};
+use crate::refusal::{Decision, Refusal, Rule};
 
 /// Bounds on one SQL text, checked before planning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,9 +8,10 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::catalog::MemTable;
 use datafusion::execution::SessionState;
 
-use super::{Decision, EnforcedPlan, Governed, Refusal};
+use super::{EnforcedPlan, Governed};
 use crate::barrier::GovernedTable;
 use crate::model::UsagePolicy;
+use crate::refusal::{Decision, Refusal};
 use crate::sql::{governed_config, governed_state, plan_governed_sql};
 
 pub const AGGREGATE_POLICY: &str = r#"{

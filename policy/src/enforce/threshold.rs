@@ -19,9 +19,10 @@ use datafusion::logical_expr::{
     Aggregate, Expr, Filter, LogicalPlan, Projection, SubqueryAlias, col, lit,
 };
 
-use super::refusal::{Decision, Refusal, Rule};
+use super::describe::node_name;
 use crate::barrier::{ENTITIES, ROWS, ThresholdNode, ThresholdSpec};
 use crate::model::Aggregation;
+use crate::refusal::{Decision, Refusal, Rule};
 
 const ENTITY: &str = "__dataspace_entity";
 
@@ -45,7 +46,7 @@ pub fn apply_threshold(
     aggr_expr.push(count(lit(1_i64)).alias(ROWS));
     aggr_expr.push(entities.alias(ENTITIES));
     let widened = Aggregate::try_new(Arc::new(input), aggregate.group_expr.clone(), aggr_expr)
-        .map_err(internal)?;
+        .map_err(Refusal::unenforceable)?;
     let spec = ThresholdSpec {
         dataset: dataset.to_owned(),
         min_rows: aggregation.min_rows,
@@ -55,14 +56,15 @@ pub fn apply_threshold(
     // outer `WHERE`) into the threshold, nor push one below it, so no
     // consumer expression is ever evaluated on a suppressed group.
     let threshold = ThresholdNode::try_new(spec, LogicalPlan::Aggregate(widened))
-        .map_err(internal)?
+        .map_err(Refusal::unenforceable)?
         .into_plan();
     let columns: Vec<Expr> = aggregate
         .schema
         .iter()
         .map(|(qualifier, field)| Expr::Column(Column::new(qualifier.cloned(), field.name())))
         .collect();
-    let projection = Projection::try_new(columns, Arc::new(threshold)).map_err(internal)?;
+    let projection =
+        Projection::try_new(columns, Arc::new(threshold)).map_err(Refusal::unenforceable)?;
     Ok(LogicalPlan::Projection(projection))
 }
 
@@ -76,19 +78,21 @@ fn carry_entity(plan: LogicalPlan, entity: &str) -> Decision<(LogicalPlan, Expr)
                 .iter()
                 .find(|(_, f)| f.name() == entity)
                 .map(|(q, f)| Column::new(q.cloned(), f.name()))
-                .ok_or_else(|| internal_msg("the entity column is not scanned"))?;
+                .ok_or_else(|| Refusal::unenforceable("the entity column is not scanned"))?;
             Ok((LogicalPlan::TableScan(scan), Expr::Column(column)))
         }
         LogicalPlan::Filter(filter) => {
             let (input, expr) = carry_entity(Arc::unwrap_or_clone(filter.input), entity)?;
-            let rebuilt = Filter::try_new(filter.predicate, Arc::new(input)).map_err(internal)?;
+            let rebuilt = Filter::try_new(filter.predicate, Arc::new(input))
+                .map_err(Refusal::unenforceable)?;
             Ok((LogicalPlan::Filter(rebuilt), expr))
         }
         LogicalPlan::Projection(projection) => {
             let (input, expr) = carry_entity(Arc::unwrap_or_clone(projection.input), entity)?;
             let mut exprs = projection.expr;
             exprs.push(expr.alias(ENTITY));
-            let rebuilt = Projection::try_new(exprs, Arc::new(input)).map_err(internal)?;
+            let rebuilt =
+                Projection::try_new(exprs, Arc::new(input)).map_err(Refusal::unenforceable)?;
             Ok((LogicalPlan::Projection(rebuilt), col(ENTITY)))
         }
         LogicalPlan::SubqueryAlias(alias) => {
@@ -97,8 +101,8 @@ fn carry_entity(plan: LogicalPlan, entity: &str) -> Decision<(LogicalPlan, Expr)
                 Expr::Column(c) => c.name.clone(),
                 _ => ENTITY.to_owned(),
             };
-            let rebuilt =
-                SubqueryAlias::try_new(Arc::new(input), alias.alias.clone()).map_err(internal)?;
+            let rebuilt = SubqueryAlias::try_new(Arc::new(input), alias.alias.clone())
+                .map_err(Refusal::unenforceable)?;
             let qualified =
                 Expr::Column(Column::new(Some(TableReference::clone(&alias.alias)), name));
             Ok((LogicalPlan::SubqueryAlias(rebuilt), qualified))
@@ -111,28 +115,6 @@ fn carry_entity(plan: LogicalPlan, entity: &str) -> Decision<(LogicalPlan, Expr)
             ),
         )),
     }
-}
-
-/// A short name of a plan node for messages.
-pub fn node_name(plan: &LogicalPlan) -> String {
-    plan.display()
-        .to_string()
-        .split(':')
-        .next()
-        .unwrap_or("node")
-        .to_owned()
-}
-
-fn internal(e: datafusion::error::DataFusionError) -> Refusal {
-    internal_msg(&e.to_string())
-}
-
-fn internal_msg(detail: &str) -> Refusal {
-    let first_line = detail.lines().next().unwrap_or_default();
-    Refusal::new(
-        Rule::Structure,
-        format!("the query cannot be enforced: {first_line}"),
-    )
 }
 
 #[cfg(test)]

@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Result};
+use crate::error::{Error, Result};
+use crate::refusal::{Refusal, Rule};
 
 /// A provider's rulebook for one dataset (see the spec for each field).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -244,6 +245,20 @@ impl UsagePolicy {
     /// Whether the policy is in force at `now`.
     pub fn is_valid_at(&self, now: DateTime<Utc>) -> bool {
         self.validity.not_before <= now && now <= self.validity.not_after
+    }
+
+    /// The validity check of every use of the policy (rule `validity`):
+    /// `Ok` while the policy is in force at `now`, else the refusal that
+    /// names `dataset`, the dataset the caller is about to read under it.
+    pub fn in_force(&self, dataset: &str, now: DateTime<Utc>) -> Result<(), Refusal> {
+        if self.is_valid_at(now) {
+            Ok(())
+        } else {
+            Err(Refusal::new(
+                Rule::Validity,
+                format!("the usage policy of `{dataset}` is not in force now"),
+            ))
+        }
     }
 
     /// `limits.max_rows_per_query`, if set.

@@ -3,7 +3,7 @@
 use datafusion::arrow::datatypes::{DataType, Schema};
 
 use super::{Access, ColumnClass, UsagePolicy};
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 impl UsagePolicy {
     /// Checks that every listed column exists in `schema`, that measures are

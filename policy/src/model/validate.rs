@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use datafusion::sql::sqlparser::{dialect::GenericDialect, parser::Parser};
 
 use super::{Access, ColumnClass, UsagePolicy};
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 fn require_text(field: &str, value: &str) -> Result<()> {
     if value.trim().is_empty() {

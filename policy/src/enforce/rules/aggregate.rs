@@ -1,28 +1,114 @@
-//! Rules 2 (`aggregate_function`, `aggregate_argument`) and 3 (`group_key`)
-//! for an enforced aggregate.
+//! Aggregates. Over unaggregated rows of an aggregate-mode dataset an
+//! aggregate is enforced: rules 2 (`aggregate_function`,
+//! `aggregate_argument`) and 3 (`group_key`) hold, the rows below it passed
+//! rule 6, and it is rewritten with the threshold of rule 5
+//! ([`apply_threshold`]). Any other aggregate may use any column but a
+//! denied or entity one.
 
 use datafusion::logical_expr::expr::AggregateFunction as AggregateCall;
-use datafusion::logical_expr::{Aggregate, Expr};
+use datafusion::logical_expr::{Aggregate as AggregateNode, Expr, LogicalPlan};
 
-use super::columns::{Use, check_references, strip_alias};
-use super::lineage::{Col, Scopes, Source, classify};
-use super::refusal::{Decision, Refusal, Rule};
+use crate::enforce::columns::{Use, check_references, strip_alias};
+use crate::enforce::describe::describe_columns;
+use crate::enforce::lineage::{Col, Rel, Scopes, Source, classify, fit_width};
+use crate::enforce::rule::{NodeContext, NodeRule, rebuild};
+use crate::enforce::threshold::apply_threshold;
 use crate::model::{AggregateFunction, ColumnClass, UsagePolicy};
+use crate::refusal::{Decision, Refusal, Rule};
 
-/// Checks the group keys and aggregate calls of an aggregate directly over
-/// rows of the dataset governed by `policy`.
-pub fn check_enforced_aggregate(
-    aggregate: &Aggregate,
-    scopes: &Scopes<'_>,
-    policy: &UsagePolicy,
-) -> Decision<()> {
-    for key in &aggregate.group_expr {
-        check_group_key(key, scopes)?;
+/// `GROUP BY` and aggregate calls.
+pub struct Aggregate;
+
+impl NodeRule for Aggregate {
+    fn name(&self) -> &'static str {
+        "aggregate"
     }
-    for call in &aggregate.aggr_expr {
-        check_aggregate_call(call, scopes, policy)?;
+
+    fn check(&self, cx: &NodeContext<'_>) -> Decision<Option<Rel>> {
+        let LogicalPlan::Aggregate(aggregate) = cx.plan else {
+            return Ok(None);
+        };
+        if !cx.aggregate_rows() {
+            return plain_aggregate(aggregate, cx).map(Some);
+        }
+        if let Some(reason) = &cx.input().impure {
+            return Err(reason.clone());
+        }
+        let policy = enforced_policy(cx)?;
+        for key in &aggregate.group_expr {
+            check_group_key(key, cx.scopes)?;
+        }
+        for call in &aggregate.aggr_expr {
+            check_aggregate_call(call, cx.scopes, policy)?;
+        }
+        Ok(Some(Rel::clean(cx.width())))
     }
-    Ok(())
+
+    /// An enforced aggregate gets its threshold; any other is rebuilt as
+    /// it is.
+    fn rewrite(
+        &self,
+        cx: &NodeContext<'_>,
+        mut inputs: Vec<LogicalPlan>,
+        subqueries: Vec<LogicalPlan>,
+    ) -> Decision<LogicalPlan> {
+        let LogicalPlan::Aggregate(aggregate) = cx.plan else {
+            return Err(Refusal::unenforceable("an aggregate rule on another node"));
+        };
+        if !cx.aggregate_rows() {
+            return rebuild(cx.plan, inputs, subqueries);
+        }
+        if !subqueries.is_empty() {
+            return Err(Refusal::new(
+                Rule::Structure,
+                "an aggregate over dataset rows may not contain subqueries",
+            ));
+        }
+        let input = inputs
+            .pop()
+            .ok_or_else(|| Refusal::new(Rule::Structure, "an aggregate without input"))?;
+        let policy = enforced_policy(cx)?;
+        let (Some(aggregation), Some(entity)) = (&policy.aggregation, policy.entity_column())
+        else {
+            return Err(Refusal::new(
+                Rule::Structure,
+                "the policy has no aggregation settings",
+            ));
+        };
+        apply_threshold(aggregate, input, policy.dataset(), entity, aggregation)?
+            .recompute_schema()
+            .map_err(Refusal::unenforceable)
+    }
+}
+
+/// The policy of the dataset whose rows an enforced aggregate reads.
+fn enforced_policy<'a>(cx: &NodeContext<'a>) -> Decision<&'a UsagePolicy> {
+    let table = cx
+        .input()
+        .unaggregated
+        .first()
+        .map(|t| t.to_string())
+        .unwrap_or_default();
+    cx.governed
+        .get(&table)
+        .map(AsRef::as_ref)
+        .ok_or_else(|| Refusal::new(Rule::Structure, "the aggregate's dataset is unknown"))
+}
+
+/// An aggregate over aggregated or clean rows (or over a rows-mode
+/// dataset): its keys and calls name no denied or entity column.
+fn plain_aggregate(aggregate: &AggregateNode, cx: &NodeContext<'_>) -> Decision<Rel> {
+    let entity_ok = cx.entity_ok();
+    let mut cols = Vec::new();
+    for e in aggregate.group_expr.iter().chain(&aggregate.aggr_expr) {
+        check_references(e, cx.scopes, Use::Other, &entity_ok)?;
+        cols.push(classify(e, cx.scopes)?);
+    }
+    Ok(Rel {
+        cols: fit_width(cols, cx.width()),
+        unaggregated: vec![],
+        impure: None,
+    })
 }
 
 fn check_group_key(key: &Expr, scopes: &Scopes<'_>) -> Decision<()> {
@@ -40,7 +126,7 @@ fn check_group_key(key: &Expr, scopes: &Scopes<'_>) -> Decision<()> {
             Rule::GroupKey,
             format!(
                 "the group key {} is not allowed: only dimension columns, or `date_trunc`/`date_part` of one, may be grouped on",
-                super::nodes::describe_columns(key)
+                describe_columns(key)
             ),
         )),
     }
@@ -52,7 +138,7 @@ fn check_aggregate_call(call: &Expr, scopes: &Scopes<'_>, policy: &UsagePolicy) 
             Rule::AggregateFunction,
             format!(
                 "an expression {} stands where an aggregate function must",
-                super::nodes::describe_columns(call)
+                describe_columns(call)
             ),
         ));
     };
@@ -149,8 +235,8 @@ fn argument_refusal(name: &str, why: &str) -> Refusal {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{accepted, enforce_with, policy_with, refusal};
     use super::*;
+    use crate::enforce::test_support::{accepted, enforce_with, policy_with, refusal};
 
     #[test]
     fn only_listed_functions() {

@@ -91,6 +91,17 @@ impl Refusal {
             message: message.into(),
         }
     }
+
+    /// A plan that DataFusion cannot rebuild as the enforcer rewrote it
+    /// (rule `structure`), with the first line of what DataFusion said.
+    pub fn unenforceable(detail: impl fmt::Display) -> Self {
+        let detail = detail.to_string();
+        let first_line = detail.lines().next().unwrap_or_default();
+        Self::new(
+            Rule::Structure,
+            format!("the query cannot be enforced: {first_line}"),
+        )
+    }
 }
 
 /// Result of enforcement steps.

@@ -1,18 +1,44 @@
-//! Rule 4 (`filter`): in aggregate mode, the filters on dataset rows are a
-//! conjunction of comparisons of one dimension with literals.
+//! Filters (`WHERE`, `HAVING`): no reference to a denied or entity column,
+//! and rule 4 (`filter`): in aggregate mode, the filters on dataset rows are
+//! a conjunction of comparisons of one dimension with literals.
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::DFSchema;
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::utils::split_conjunction;
-use datafusion::logical_expr::{Between, BinaryExpr, Expr, ExprSchemable, Operator, expr::InList};
+use datafusion::logical_expr::{
+    Between, BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator, expr::InList,
+};
 
-use super::lineage::{Col, Scopes, classify};
-use super::refusal::{Decision, Refusal, Rule};
+use crate::barrier::admit::is_comparison;
+use crate::enforce::columns::{Use, check_references};
+use crate::enforce::describe::describe_columns;
+use crate::enforce::lineage::{Col, Rel, Scopes, classify, is_constant};
+use crate::enforce::rule::{NodeContext, NodeRule};
 use crate::model::ColumnClass;
+use crate::refusal::{Decision, Refusal, Rule};
+
+/// Filter nodes.
+pub struct Filter;
+
+impl NodeRule for Filter {
+    fn name(&self) -> &'static str {
+        "filter"
+    }
+
+    fn check(&self, cx: &NodeContext<'_>) -> Decision<Option<Rel>> {
+        let LogicalPlan::Filter(f) = cx.plan else {
+            return Ok(None);
+        };
+        check_references(&f.predicate, cx.scopes, Use::Other, &cx.entity_ok())?;
+        if cx.aggregate_rows() {
+            check_row_filter(&f.predicate, cx.scopes)?;
+        }
+        Ok(Some(cx.input().clone()))
+    }
+}
 
 /// Checks a filter on unaggregated rows of an aggregate-mode dataset.
-pub fn check_row_filter(predicate: &Expr, scopes: &Scopes<'_>) -> Decision<()> {
+fn check_row_filter(predicate: &Expr, scopes: &Scopes<'_>) -> Decision<()> {
     for part in split_conjunction(predicate) {
         check_predicate(part, scopes)?;
     }
@@ -73,7 +99,7 @@ fn check_predicate(part: &Expr, scopes: &Scopes<'_>) -> Decision<()> {
         )),
         other => Err(refuse(&format!(
             "a predicate {} is not a comparison of a dimension with literals",
-            super::nodes::describe_columns(other)
+            describe_columns(other)
         ))),
     }
 }
@@ -86,8 +112,6 @@ fn refuse(what: &str) -> Refusal {
         ),
     )
 }
-
-use crate::barrier::admit::is_comparison;
 
 /// A dimension column, or an allowed group-key function of one.
 fn dimension_term(expr: &Expr, scopes: &Scopes<'_>) -> Decision<()> {
@@ -103,7 +127,7 @@ fn dimension_term(expr: &Expr, scopes: &Scopes<'_>) -> Decision<()> {
         Col::Clean => Err(refuse("a comparison must involve one dimension column")),
         _ => Err(refuse(&format!(
             "an expression {} applies a function or operator to a column",
-            super::nodes::describe_columns(expr)
+            describe_columns(expr)
         ))),
     }
 }
@@ -114,7 +138,7 @@ fn require_constant(expr: &Expr) -> Decision<()> {
     } else {
         Err(refuse(&format!(
             "the other side of a comparison ({}) is not a literal",
-            super::nodes::describe_columns(expr)
+            describe_columns(expr)
         )))
     }
 }
@@ -130,33 +154,6 @@ fn require_compatible(term: &Expr, constant: &Expr, schema: &DFSchema) -> Decisi
             "a column of type `{a}` cannot be compared with a literal of type `{b}` without converting the column"
         )))
     }
-}
-
-/// An expression with no column, outer reference, subquery, aggregate,
-/// window function or placeholder: its value does not depend on any row.
-pub fn is_constant(expr: &Expr) -> bool {
-    let mut constant = true;
-    let _ = expr.apply(|e| {
-        if matches!(
-            e,
-            Expr::Column(_)
-                | Expr::OuterReferenceColumn(..)
-                | Expr::Exists(_)
-                | Expr::InSubquery(_)
-                | Expr::ScalarSubquery(_)
-                | Expr::SetComparison(_)
-                | Expr::AggregateFunction(_)
-                | Expr::WindowFunction(_)
-                | Expr::Placeholder(_)
-                | Expr::ScalarVariable(..)
-                | Expr::Unnest(_)
-        ) {
-            constant = false;
-            return Ok(TreeNodeRecursion::Stop);
-        }
-        Ok(TreeNodeRecursion::Continue)
-    });
-    constant
 }
 
 /// Whether comparing values of type `column` with `other` leaves the column
@@ -189,8 +186,8 @@ fn value_type(t: &DataType) -> &DataType {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{accepted, refusal};
     use super::*;
+    use crate::enforce::test_support::{accepted, refusal};
     use datafusion::logical_expr::{col, lit};
 
     #[test]
