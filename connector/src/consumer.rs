@@ -14,7 +14,7 @@ use serde_json::json;
 use crate::answer::AnswerFormat;
 use crate::audit::{AuditEntry, RecordKind};
 use crate::client::PeerClient;
-use crate::negotiation::{NegotiationState, new_id};
+use crate::negotiation::NegotiationState;
 use crate::service::Connector;
 use crate::store::{get_json, put_json, scan_json};
 use crate::{Error, Result};
@@ -92,7 +92,7 @@ impl Connector {
             .fetch_offer(url, offer_id, &provider, &provider_key)
             .await?;
         let request = ContractRequest {
-            id: new_id("req"),
+            id: policy::id::new_id("req")?,
             consumer: self.id().to_owned(),
             provider: provider.clone(),
             offer_id: offer_id.to_owned(),

@@ -35,7 +35,7 @@ impl Connector {
             }
         };
         let mut n = Negotiation {
-            id: negotiation::new_id("agr"),
+            id: policy::id::new_id("agr")?,
             state: NegotiationState::Requested,
             request,
             agreement: None,

@@ -501,11 +501,14 @@ impl GovernedEngine {
     /// enforcer would have.
     fn check_in_force(&self, datasets: &[String], now: DateTime<Utc>) -> Result<()> {
         for name in datasets {
-            if !self.governed.get(name).is_some_and(|p| p.is_valid_at(now)) {
-                return Err(Error::Refused(Refusal::new(
-                    Rule::Validity,
-                    format!("the usage policy of `{name}` is not in force now"),
-                )));
+            match self.governed.get(name) {
+                Some(policy) => policy.in_force(name, now)?,
+                None => {
+                    return Err(Error::Refused(Refusal::new(
+                        Rule::Table,
+                        format!("`{name}` is not a dataset of your agreements"),
+                    )));
+                }
             }
         }
         Ok(())
@@ -710,11 +713,9 @@ pub fn log_engine_error(e: &dyn std::fmt::Display) -> String {
     id
 }
 
+/// A fresh error id (128 random bits, see [`policy::id`]).
 fn new_error_id() -> String {
-    use ring::rand::{SecureRandom, SystemRandom};
-    let mut bytes = [0_u8; 8];
-    let _ = SystemRandom::new().fill(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    policy::id::random_hex().unwrap_or_else(|_| "no-random-id".to_owned())
 }
 
 #[cfg(test)]

@@ -87,7 +87,7 @@ pub fn init(home: &Path, options: &InitOptions) -> Result<InitReport> {
     config.validate()?;
     let text = toml::to_string_pretty(&config).map_err(|e| Error::Storage(e.to_string()))?;
     std::fs::write(home.join(CONFIG_FILE), text).map_err(|e| io(home, &e))?;
-    let admin_token = crate::negotiation::new_id("adm");
+    let admin_token = policy::id::new_id("adm")?;
     write_private(&home.join(ADMIN_TOKEN), &admin_token)?;
     Ok(InitReport {
         key_id: key.public_key().key_id(),

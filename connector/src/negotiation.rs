@@ -240,12 +240,3 @@ pub fn check_acceptance(
 fn forbidden(rule: &'static str, why: &str) -> Refused {
     Refused::new(rule, Error::Forbidden(why.to_owned()))
 }
-
-/// A fresh random id with a prefix, e.g. `agr-5f0c...`.
-pub fn new_id(prefix: &str) -> String {
-    use ring::rand::{SecureRandom, SystemRandom};
-    let mut bytes = [0_u8; 12];
-    let _ = SystemRandom::new().fill(&mut bytes);
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{prefix}-{hex}")
-}

@@ -216,7 +216,7 @@ mod tests {
                 },
                 401,
             ),
-            (policy::Error::Key("cannot draw random bytes".into()), 500),
+            (policy::Error::key("cannot draw random bytes"), 500),
             (
                 policy::Error::Io {
                     path: "key.jwk".into(),

@@ -119,10 +119,6 @@ pub fn in_force(agreement: &Agreement, state: NegotiationState, now: DateTime<Ut
         )
         .into());
     }
-    if !policy.is_valid_at(now) {
-        return Err(
-            Refusal::new(Rule::Validity, "the agreement's policy is not in force now").into(),
-        );
-    }
+    policy.in_force(&agreement.dataset, now)?;
     Ok(())
 }
