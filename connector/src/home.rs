@@ -26,9 +26,9 @@ use crate::store::SledStore;
 use crate::{Error, Result};
 
 /// Private key file, relative to the home folder.
-pub const PRIVATE_KEY: &str = "keys/private.pk8";
+pub const PRIVATE_KEY: &str = crate::audit::PRIVATE_KEY_FILE;
 /// Public key file, relative to the home folder.
-pub const PUBLIC_KEY: &str = "keys/public.jwk.json";
+pub const PUBLIC_KEY: &str = crate::audit::PUBLIC_KEY_FILE;
 /// Admin token file, relative to the home folder.
 pub const ADMIN_TOKEN: &str = "admin.token";
 
@@ -67,10 +67,7 @@ pub fn init(home: &Path, options: &InitOptions) -> Result<InitReport> {
         )));
     }
     let authority: TrustedAuthority = read_json(&options.authority_file)?;
-    std::fs::create_dir_all(home.join("keys")).map_err(|e| io(home, &e))?;
-    let key = KeyPair::generate()?;
-    key.save(&home.join(PRIVATE_KEY), false)?;
-    key.public_key().save_jwk(&home.join(PUBLIC_KEY), false)?;
+    let key = crate::audit::write_new_keys(home)?;
     let authority_json =
         serde_json::to_string_pretty(&authority).map_err(|e| Error::Storage(e.to_string()))?;
     std::fs::write(home.join("authority.json"), authority_json).map_err(|e| io(home, &e))?;

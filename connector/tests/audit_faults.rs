@@ -22,9 +22,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use connector::audit::{
-    AuditEntry, AuditError, AuditLog, AuditRecord, AuditStore, Evidence, HEAD_FILE,
-    PRIVATE_KEY_FILE, PUBLIC_KEY_FILE, RecordKind, SledAuditStore, audit_dir, open_log,
-    verify_home, verify_home_against,
+    AuditEntry, AuditError, AuditLog, AuditRecord, AuditStore, Evidence, HEAD_FILE, RecordKind,
+    SledAuditStore, audit_dir, open_log, verify_home, verify_home_against,
 };
 use policy::contract::Receipt;
 use policy::document::{DocumentKind, SignedDocument};
@@ -45,7 +44,7 @@ struct Pristine {
 }
 
 fn key_of(home: &Path) -> KeyPair {
-    KeyPair::load(&home.join(PRIVATE_KEY_FILE)).unwrap()
+    KeyPair::load(&home.join(connector::audit::PRIVATE_KEY_FILE)).unwrap()
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -59,13 +58,7 @@ fn runtime() -> tokio::runtime::Runtime {
 /// signed for every third one.
 fn pristine(count: u64) -> Pristine {
     let home = tempfile::tempdir().unwrap();
-    std::fs::create_dir(home.path().join("keys")).unwrap();
-    let key = KeyPair::generate().unwrap();
-    key.save(&home.path().join(PRIVATE_KEY_FILE), false)
-        .unwrap();
-    key.public_key()
-        .save_jwk(&home.path().join(PUBLIC_KEY_FILE), false)
-        .unwrap();
+    let key = connector::audit::write_new_keys(home.path()).unwrap();
     let mut old_head = Vec::new();
     let mut receipts = Vec::new();
     runtime().block_on(async {

@@ -7,22 +7,12 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use connector::audit::{
-    AUDIT_TREE, AuditEntry, AuditLog, PRIVATE_KEY_FILE, PUBLIC_KEY_FILE, RecordKind, audit_dir,
-    verify_home,
-};
-use policy::keys::KeyPair;
+use connector::audit::{AUDIT_TREE, AuditEntry, AuditLog, RecordKind, audit_dir, verify_home};
 
 /// A home whose audit log holds 20 records and checkpoints at #5, #11, #17.
 fn home_with_log() -> tempfile::TempDir {
     let home = tempfile::tempdir().unwrap();
-    std::fs::create_dir(home.path().join("keys")).unwrap();
-    let key = KeyPair::generate().unwrap();
-    key.save(&home.path().join(PRIVATE_KEY_FILE), false)
-        .unwrap();
-    key.public_key()
-        .save_jwk(&home.path().join(PUBLIC_KEY_FILE), false)
-        .unwrap();
+    connector::audit::write_new_keys(home.path()).unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let log = Arc::new(AuditLog::open_home(home.path(), 5).unwrap());

@@ -72,7 +72,12 @@ impl FromRequestParts<Arc<Connector>> for Caller {
                 None,
             ));
         };
-        Ok(Self(connector.authenticate(token, credential, peer).await?))
+        Ok(Self(
+            connector
+                .authenticate(token, credential, peer)
+                .await
+                .map_err(ApiError::authentication)?,
+        ))
     }
 }
 

@@ -25,6 +25,20 @@ impl ApiError {
         }
     }
 
+    /// The refusal of a request whose token or credential does not
+    /// authenticate: a malformed token is a failed authentication too, so
+    /// what the shared rule calls bad input is 401 here; anything else
+    /// keeps its status.
+    pub fn authentication(error: Error) -> Self {
+        match &error {
+            Error::Policy(p) if kit::policy_status(p) == StatusCode::BAD_REQUEST => Self {
+                status: StatusCode::UNAUTHORIZED,
+                body: kit::policy_error_body(p.to_string(), p),
+            },
+            _ => error.into(),
+        }
+    }
+
     fn internal(detail: &dyn std::fmt::Display) -> Self {
         let id = crate::engine::log_engine_error(detail);
         Self {

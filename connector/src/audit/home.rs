@@ -32,6 +32,21 @@ pub fn audit_dir(home: &Path) -> PathBuf {
     home.join(AUDIT_DIR)
 }
 
+/// Generates the connector's key pair and writes it where a home keeps it
+/// ([`PRIVATE_KEY_FILE`], mode 0600, and [`PUBLIC_KEY_FILE`]); refused when
+/// a key is there already.
+pub fn write_new_keys(home: &Path) -> Result<KeyPair> {
+    let keys = home.join(PRIVATE_KEY_FILE);
+    if let Some(dir) = keys.parent() {
+        std::fs::create_dir_all(dir).map_err(AuditError::store)?;
+    }
+    let key = KeyPair::generate()?;
+    key.save(&keys, false)?;
+    key.public_key()
+        .save_jwk(&home.join(PUBLIC_KEY_FILE), false)?;
+    Ok(key)
+}
+
 /// What a recovery at start did.
 #[derive(Debug, Clone)]
 pub struct RecoveryDone {
@@ -259,13 +274,7 @@ mod tests {
 
     fn home_with_keys() -> tempfile::TempDir {
         let home = tempfile::tempdir().unwrap();
-        std::fs::create_dir(home.path().join("keys")).unwrap();
-        let key = KeyPair::generate().unwrap();
-        key.save(&home.path().join(PRIVATE_KEY_FILE), false)
-            .unwrap();
-        key.public_key()
-            .save_jwk(&home.path().join(PUBLIC_KEY_FILE), false)
-            .unwrap();
+        write_new_keys(home.path()).unwrap();
         home
     }
 

@@ -54,7 +54,7 @@ pub use head::{
 };
 pub use home::{
     AUDIT_DIR, PRIVATE_KEY_FILE, PUBLIC_KEY_FILE, RecoveryDone, SignedStatements, audit_dir,
-    checkpoints_home, open_log, verify_home, verify_home_against,
+    checkpoints_home, open_log, verify_home, verify_home_against, write_new_keys,
 };
 pub use log::{AuditLog, MAX_BATCH};
 pub use record::{AuditEntry, AuditRecord, GENESIS_HASH, RecordKind};
