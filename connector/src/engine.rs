@@ -503,10 +503,11 @@ impl GovernedEngine {
         for name in datasets {
             match self.governed.get(name) {
                 Some(policy) => policy.in_force(name, now)?,
+                // A dataset with no policy here has none in force.
                 None => {
                     return Err(Error::Refused(Refusal::new(
-                        Rule::Table,
-                        format!("`{name}` is not a dataset of your agreements"),
+                        Rule::Validity,
+                        format!("the usage policy of `{name}` is not in force now"),
                     )));
                 }
             }

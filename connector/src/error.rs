@@ -90,16 +90,6 @@ impl From<policy::Error> for Error {
     }
 }
 
-impl Error {
-    /// The refusal this error is, if it is one.
-    pub fn refusal(&self) -> Option<&Refusal> {
-        match self {
-            Self::Refused(refusal) => Some(refusal),
-            _ => None,
-        }
-    }
-}
-
 /// A dataset file whose real place is outside every data root; nothing of
 /// it was read. `path` is relative to the root it was listed under.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -103,13 +103,17 @@ pub fn error_body(message: impl Into<String>, field: Option<&str>) -> Value {
 pub fn policy_error_body(message: impl Into<String>, error: &policy::Error) -> Value {
     match error {
         policy::Error::InvalidPolicy { field, .. } => error_body(message, Some(field)),
-        policy::Error::Refused(refusal) => {
-            let mut body = error_body(message, None);
-            body["rule"] = json!(refusal.rule.id());
-            body
-        }
+        policy::Error::Refused(refusal) => refusal_body(message, refusal),
         _ => error_body(message, None),
     }
+}
+
+/// The body of a usage policy's refusal: [`error_body`] with `message` and
+/// the `"rule"` (its id).
+pub fn refusal_body(message: impl Into<String>, refusal: &policy::enforce::Refusal) -> Value {
+    let mut body = error_body(message, None);
+    body["rule"] = json!(refusal.rule.id());
+    body
 }
 
 /// The body of a 500: `{"error": "internal error", "error_id": id}`; the

@@ -53,7 +53,7 @@ impl From<Error> for ApiError {
         match &error {
             Error::Refused(r) => Self {
                 status: StatusCode::FORBIDDEN,
-                body: json!({ "error": r.to_string(), "rule": r.rule.id() }),
+                body: kit::refusal_body(r.to_string(), r),
             },
             Error::Execution { id } => Self {
                 status: StatusCode::INTERNAL_SERVER_ERROR,
