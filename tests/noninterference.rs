@@ -33,7 +33,7 @@ use datafusion::arrow::array::{
     ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray, TimestampSecondArray,
 };
 use datafusion::arrow::compute::concat_batches;
-use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use datafusion::arrow::datatypes::Schema;
 use datafusion::arrow::ipc::writer::StreamWriter;
 use datafusion::datasource::MemTable;
 
@@ -52,16 +52,7 @@ struct Row {
 }
 
 fn schema() -> Arc<Schema> {
-    Arc::new(Schema::new(vec![
-        Field::new("machine_id", DataType::Utf8, true),
-        Field::new("site", DataType::Utf8, true),
-        Field::new("shift", DataType::Utf8, true),
-        Field::new("ts", DataType::Timestamp(TimeUnit::Second, None), true),
-        Field::new("temperature", DataType::Float64, true),
-        Field::new("vibration", DataType::Float64, true),
-        Field::new("operator_name", DataType::Utf8, true),
-        Field::new("defect", DataType::Boolean, true),
-    ]))
+    policy::sample::telemetry_schema()
 }
 
 /// The red-team rows, measures rounded to quarters so that every sum is

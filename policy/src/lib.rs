@@ -5,7 +5,8 @@
 //! usage-policy model ([`model`]), and the enforcement of a policy on a
 //! DataFusion plan ([`sql`] is the entry point, [`enforce`] the rules, one
 //! per file, [`barrier`] the plan nodes the optimizer cannot cross), with a
-//! bounded cache ([`memo`]) and random ids ([`id`]).
+//! bounded cache ([`memo`]), random ids ([`id`]) and the red-team
+//! fixture's schema for tests ([`sample`]).
 //!
 //! Start with [`sql::plan_governed_sql`] for a query, [`model::UsagePolicy`]
 //! for a policy and [`document::SignedDocument`] for what is signed;
@@ -28,6 +29,7 @@ pub mod memo;
 pub mod model;
 mod refusal;
 pub mod replay;
+pub mod sample;
 pub mod sql;
 pub mod token;
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use datafusion::arrow::datatypes::Schema;
 use datafusion::catalog::MemTable;
 use datafusion::execution::SessionState;
 
@@ -28,16 +28,7 @@ pub const AGGREGATE_POLICY: &str = r#"{
 }"#;
 
 pub fn schema() -> Arc<Schema> {
-    Arc::new(Schema::new(vec![
-        Field::new("machine_id", DataType::Utf8, true),
-        Field::new("site", DataType::Utf8, true),
-        Field::new("shift", DataType::Utf8, true),
-        Field::new("ts", DataType::Timestamp(TimeUnit::Second, None), true),
-        Field::new("temperature", DataType::Float64, true),
-        Field::new("vibration", DataType::Float64, true),
-        Field::new("operator_name", DataType::Utf8, true),
-        Field::new("defect", DataType::Boolean, true),
-    ]))
+    crate::sample::telemetry_schema()
 }
 
 /// The aggregate-mode policy with `edit` applied to its JSON value.
