@@ -36,13 +36,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
 use connector::Error;
-use connector::casefile::compare_results;
+use connector::casefile::{self, Cell, compare_results};
 use connector::engine::{ExecutionLimits, GovernedEngine};
-use datafusion::arrow::array::{Array, AsArray};
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Float64Type};
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{CsvReadOptions, SessionConfig, SessionContext};
 use policy::enforce::Refusal;
@@ -2136,47 +2132,14 @@ fn prepare_fixture(out: &Path) -> Fixture {
     fixture
 }
 
-#[derive(Debug, Clone, PartialEq)]
-enum Cell {
-    Null,
-    Number(f64),
-    Text(String),
-}
-
-fn column_cells(column: &dyn Array) -> Vec<Cell> {
-    if column.data_type().is_numeric() {
-        let floats = cast(&column.slice(0, column.len()), &DataType::Float64).unwrap();
-        let floats = floats.as_primitive::<Float64Type>();
-        (0..floats.len())
-            .map(|i| {
-                if floats.is_null(i) {
-                    Cell::Null
-                } else {
-                    Cell::Number(floats.value(i))
-                }
-            })
-            .collect()
-    } else {
-        let options = FormatOptions::default();
-        let formatter = ArrayFormatter::try_new(column, &options).unwrap();
-        (0..column.len())
-            .map(|i| {
-                if column.is_null(i) {
-                    Cell::Null
-                } else {
-                    Cell::Text(formatter.value(i).to_string())
-                }
-            })
-            .collect()
-    }
-}
-
-/// All cells of an answer, column by column.
+/// All cells of an answer, row by row.
 fn cells(batches: &[RecordBatch]) -> Vec<Cell> {
-    batches
-        .iter()
-        .flat_map(|b| b.columns().iter().flat_map(|c| column_cells(c.as_ref())))
-        .collect()
+    answer_rows(batches).into_iter().flatten().collect()
+}
+
+/// The rows of an answer as the case runner compares them.
+fn answer_rows(batches: &[RecordBatch]) -> Vec<Vec<Cell>> {
+    casefile::rows_of(batches).unwrap().1
 }
 
 /// Whether `needle` occurs in `hay` as a whole token (not inside a longer
@@ -2539,21 +2502,15 @@ impl Checker {
 /// Whether the rows of `got` are a sub-multiset of the rows of `all`
 /// (columns by position, floats within a relative 1e-9).
 fn sub_multiset(got: &[RecordBatch], all: &[RecordBatch]) -> Result<(), String> {
-    let got = rows_of(got);
-    let all = rows_of(all);
+    let got = answer_rows(got);
+    let all = answer_rows(all);
     if got.is_empty() {
         return Ok(());
     }
-    let same = |a: &Cell, b: &Cell| match (a, b) {
-        (Cell::Number(x), Cell::Number(y)) => {
-            x == y || (x - y).abs() <= 1e-9 * x.abs().max(y.abs())
-        }
-        (a, b) => a == b,
-    };
     let mut used = vec![false; all.len()];
     for (i, row) in got.iter().enumerate() {
         let found = all.iter().enumerate().position(|(j, r)| {
-            !used[j] && r.len() == row.len() && r.iter().zip(row).all(|(a, b)| same(a, b))
+            !used[j] && r.len() == row.len() && r.iter().zip(row).all(|(a, b)| a.matches(b))
         });
         match found {
             Some(j) => used[j] = true,
@@ -2566,26 +2523,6 @@ fn sub_multiset(got: &[RecordBatch], all: &[RecordBatch]) -> Result<(), String> 
         }
     }
     Ok(())
-}
-
-fn rows_of(batches: &[RecordBatch]) -> Vec<Vec<Cell>> {
-    let mut rows = Vec::new();
-    for batch in batches {
-        let columns: Vec<Vec<Cell>> = batch
-            .columns()
-            .iter()
-            .map(|c| column_cells(c.as_ref()))
-            .collect();
-        for r in 0..batch.num_rows() {
-            rows.push(
-                columns
-                    .iter()
-                    .map(|c| c.get(r).cloned().unwrap_or(Cell::Null))
-                    .collect(),
-            );
-        }
-    }
-    rows
 }
 
 fn show(batches: &[RecordBatch]) -> String {

@@ -232,11 +232,15 @@ async fn collect_text_values(
     Ok(())
 }
 
-/// One cell, normalised for comparison.
+/// One cell of an answer, normalised for comparison: numbers as `f64`,
+/// everything else as its display text.
 #[derive(Debug, Clone, PartialEq)]
-enum Cell {
+pub enum Cell {
+    /// A null.
     Null,
+    /// A number of any numeric type.
     Number(f64),
+    /// Any other value, as Arrow displays it.
     Text(String),
 }
 
@@ -249,7 +253,9 @@ impl Cell {
         }
     }
 
-    fn matches(&self, other: &Self) -> bool {
+    /// Whether two cells are the same value: numbers within a relative
+    /// 1e-9 (two NaNs match), others exactly.
+    pub fn matches(&self, other: &Self) -> bool {
         match (self, other) {
             (Self::Number(a), Self::Number(b)) => {
                 a == b || (a.is_nan() && b.is_nan()) || (a - b).abs() <= 1e-9 * a.abs().max(b.abs())
@@ -259,7 +265,9 @@ impl Cell {
     }
 }
 
-fn rows_of(batches: &[RecordBatch]) -> std::result::Result<(usize, Vec<Vec<Cell>>), String> {
+/// The rows of an answer as cells, with the number of columns of its last
+/// batch; fails only on a column Arrow cannot cast or display.
+pub fn rows_of(batches: &[RecordBatch]) -> std::result::Result<(usize, Vec<Vec<Cell>>), String> {
     let mut width = 0;
     let mut rows = Vec::new();
     let options = FormatOptions::default();
