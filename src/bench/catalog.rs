@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
-use catalog::sample::SampleProvider;
+use catalog::sample::{COMMON_WORDS, SampleProvider};
 use catalog::search::SearchQuery;
 use catalog::store::SledStore;
 use catalog::{Catalog, CatalogSettings};
@@ -16,14 +16,10 @@ use policy::keys::KeyPair;
 use serde::Serialize;
 
 const PROVIDERS: usize = 20;
-/// The words of the generated titles and of the searches.
-const WORDS: &str =
-    "spindle vibration temperature gearbox bearing torque press weld energy quality scrap pump";
-
-/// The `n`th word of [`WORDS`], round and round.
+/// The `n`th of the catalog's common sample words (those of the generated
+/// titles and of the searches), round and round.
 fn word(n: usize) -> &'static str {
-    let count = WORDS.split(' ').count();
-    WORDS.split(' ').nth(n % count).unwrap_or_default()
+    COMMON_WORDS[n % COMMON_WORDS.len()]
 }
 
 /// The catalog figures.
