@@ -14,13 +14,14 @@
 //! | GET | `/providers/{id}/openness.html` | the same as an HTML page |
 //! | GET | `/.well-known/dcat` | the whole catalog, DCAT 3 + ODRL, JSON-LD |
 //!
-//! [`kit`] holds what the connector's API shares with this one: the status
-//! of each error class and of each [`policy::Error`], the JSON error bodies,
-//! the `Connection: close` after an oversized body.
+//! [`kit`] and [`reply`] hold what the connector's API shares with this
+//! one: the status of each error class and of each [`policy::Error`], the
+//! JSON error bodies, the error type and the extractors that answer with
+//! them, the `Connection: close` after an oversized body.
 
 mod error;
-mod extract;
 pub mod kit;
+pub mod reply;
 
 use std::sync::Arc;
 
@@ -31,8 +32,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-pub use self::error::{ApiError, error_class};
-use self::extract::{ApiJson, ApiPath, ApiQuery};
+pub use self::error::error_class;
+pub use self::reply::ApiError;
+use self::reply::{ApiJson, ApiPath, ApiQuery};
 use crate::Result;
 use crate::dcat::JSON_LD;
 use crate::model::{

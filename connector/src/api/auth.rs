@@ -10,9 +10,9 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use policy::token::VerifiedCaller;
 
-use super::error::ApiError;
 use crate::refusals::AccessReason;
 use crate::service::Connector;
+use catalog::api::reply::ApiError;
 
 /// Header carrying the caller's membership credential (JWS).
 pub const CREDENTIAL_HEADER: &str = "x-dataspace-credential";
@@ -76,7 +76,7 @@ impl FromRequestParts<Arc<Connector>> for Caller {
             connector
                 .authenticate(token, credential, peer)
                 .await
-                .map_err(ApiError::authentication)?,
+                .map_err(super::error::authentication_error)?,
         ))
     }
 }

@@ -3,7 +3,6 @@
 
 mod auth;
 mod error;
-mod json;
 mod officer;
 
 use std::sync::Arc;
@@ -18,8 +17,8 @@ use serde_json::{Value, json};
 
 pub use auth::CREDENTIAL_HEADER;
 use auth::{Admin, Caller};
-pub use error::ApiError;
-use json::ApiJson;
+pub use catalog::api::reply::ApiError;
+use catalog::api::reply::ApiJson;
 
 use crate::answer::{ARROW_STREAM, AnswerFormat};
 use crate::datasets::DatasetSpec;

@@ -18,8 +18,6 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::{CREDENTIAL_HEADER, Caller, bearer, peer};
-use super::error::ApiError;
-use super::json::ApiJson;
 use crate::audit::AuditStore;
 use crate::officer::{
     AuditFilter, Bucket, JsonLinesExport, Order, PageRequest, SqlLimits, export_parquet,
@@ -28,6 +26,8 @@ use crate::officer::{
 use crate::refusals::AccessReason;
 use crate::service::Connector;
 use crate::{Error, Result};
+use catalog::api::reply::ApiError;
+use catalog::api::reply::ApiJson;
 
 type Api<T> = std::result::Result<T, ApiError>;
 
