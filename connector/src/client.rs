@@ -25,7 +25,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    /// The body as JSON, or the peer's error as [`Error::Peer`].
+    /// The body as JSON, or the peer's error as [`Error::PeerAnswered`].
     pub fn json(&self) -> Result<serde_json::Value> {
         let value: serde_json::Value = serde_json::from_slice(&self.body).map_err(|_| {
             Error::Peer(format!(
@@ -48,16 +48,11 @@ impl Reply {
 
 /// The error a peer answered with, keeping its rule when it refused.
 pub fn peer_error(status: StatusCode, body: &serde_json::Value) -> Error {
-    let message = body
-        .get("error")
-        .and_then(|e| e.as_str())
-        .unwrap_or("no message")
-        .to_owned();
-    match body.get("rule").and_then(|r| r.as_str()) {
-        Some(rule) if !message.contains(rule) => {
-            Error::Peer(format!("{status}: {message} (rule `{rule}`)"))
-        }
-        _ => Error::Peer(format!("{status}: {message}")),
+    let text = |key: &str| body.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+    Error::PeerAnswered {
+        status: status.as_u16(),
+        message: text("error").unwrap_or_else(|| "no message".to_owned()),
+        rule: text("rule"),
     }
 }
 
@@ -168,5 +163,52 @@ impl PeerClient {
         ];
         let body = body.map(|b| serde_json::to_vec(b).unwrap_or_default());
         self.http.send(method, url, &headers, body).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_peers_refusal_keeps_its_status_message_and_rule() {
+        let body = json!({ "error": "column `operator_name` is denied", "rule": "denied_column" });
+        let error = peer_error(StatusCode::FORBIDDEN, &body);
+        assert!(
+            matches!(&error, Error::PeerAnswered { status: 403, message, rule: Some(rule) }
+                if message == "column `operator_name` is denied" && rule == "denied_column"),
+            "{error:?}"
+        );
+        assert_eq!(
+            error.to_string(),
+            "peer error: 403: column `operator_name` is denied (rule `denied_column`)"
+        );
+    }
+
+    #[test]
+    fn a_peers_error_without_a_rule_or_message_is_still_named() {
+        let error = peer_error(StatusCode::BAD_GATEWAY, &json!({}));
+        assert!(
+            matches!(
+                &error,
+                Error::PeerAnswered {
+                    status: 502,
+                    rule: None,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert_eq!(error.to_string(), "peer error: 502: no message");
+        let named = peer_error(
+            StatusCode::FORBIDDEN,
+            &json!({ "error": "refused by rule `statement`", "rule": "statement" }),
+        );
+        assert_eq!(
+            named.to_string(),
+            "peer error: 403: refused by rule `statement`"
+        );
     }
 }

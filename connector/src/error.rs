@@ -71,6 +71,17 @@ pub enum Error {
     /// A peer (another connector or the catalog) failed or answered badly.
     #[error("peer error: {0}")]
     Peer(String),
+    /// A peer answered a request with an error: its HTTP status, its
+    /// message and, when a usage policy refused, the id of the rule.
+    #[error("peer error: {status}: {message}{}", rule_note(rule.as_deref(), message))]
+    PeerAnswered {
+        /// The peer's HTTP status.
+        status: u16,
+        /// The peer's message (`"error"` of its body).
+        message: String,
+        /// The refusing rule (`"rule"` of its body), if any.
+        rule: Option<String>,
+    },
     /// An error of the trust core (policy loading, signatures). A refusal
     /// of the trust core arrives as [`Error::Refused`], never here.
     #[error(transparent)]
@@ -102,4 +113,13 @@ pub struct OutsideRoots {
     pub dataset: String,
     /// The offending file, relative to its data root.
     pub path: String,
+}
+
+/// ` (rule `id`)` after a peer's message that does not name its rule
+/// already; nothing otherwise.
+fn rule_note(rule: Option<&str>, message: &str) -> String {
+    match rule {
+        Some(rule) if !message.contains(rule) => format!(" (rule `{rule}`)"),
+        _ => String::new(),
+    }
 }
