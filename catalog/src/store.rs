@@ -9,6 +9,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -102,9 +104,10 @@ fn split_dataset(bytes: &[u8]) -> Result<(&[u8], &[u8])> {
 }
 
 impl SledStore {
-    /// Opens (or creates) the store in folder `path`.
+    /// Opens (or creates) the store in folder `path`; a store locked by
+    /// another handle is waited for (see [`open_sled`]).
     pub fn open(path: &Path) -> Result<Self> {
-        let db = sled::open(path).map_err(|source| Error::StoreOpen {
+        let db = open_sled(&sled::Config::new().path(path)).map_err(|source| Error::StoreOpen {
             path: path.to_path_buf(),
             source,
         })?;
@@ -115,6 +118,35 @@ impl SledStore {
             db,
         })
     }
+}
+
+/// How long opening a locked sled database is retried: sled releases its
+/// file lock a moment after the last handle of a closed database drops, so
+/// a service restarted in the same process would otherwise find its own
+/// store locked.
+pub const LOCK_WAIT: Duration = Duration::from_secs(2);
+
+/// How often it is tried meanwhile.
+const LOCK_RETRY: Duration = Duration::from_millis(20);
+
+/// Opens the sled database `config` describes, retrying for up to
+/// [`LOCK_WAIT`] while another handle holds its lock; then returns the
+/// last error (see [`is_locked`]). Both services open their stores here.
+pub fn open_sled(config: &sled::Config) -> sled::Result<sled::Db> {
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        match config.open() {
+            Err(e) if is_locked(&e) && Instant::now() < deadline => thread::sleep(LOCK_RETRY),
+            done => return done,
+        }
+    }
+}
+
+/// Whether `error` says another handle holds the database's lock. sled
+/// reports this as an I/O error of kind `Other` whose only mark is its
+/// text, so the text is what is matched.
+pub fn is_locked(error: &sled::Error) -> bool {
+    matches!(error, sled::Error::Io(e) if e.to_string().contains("could not acquire lock"))
 }
 
 impl CatalogStore for SledStore {

@@ -4,8 +4,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Mutex;
-use std::thread;
-use std::time::{Duration, Instant};
 
 use crate::{Error, Result};
 
@@ -59,30 +57,7 @@ impl SledStore {
     }
 }
 
-/// How long opening a locked sled database is retried: sled releases its
-/// file lock a moment after the last handle of a closed database drops.
-pub(crate) const LOCK_WAIT: Duration = Duration::from_secs(2);
-
-/// How often it is tried meanwhile.
-const LOCK_RETRY: Duration = Duration::from_millis(20);
-
-/// Opens the sled database `config` describes, retrying for up to
-/// [`LOCK_WAIT`] while another handle holds its lock; then returns the
-/// last error (see [`is_locked`]).
-pub(crate) fn open_sled(config: &sled::Config) -> sled::Result<sled::Db> {
-    let deadline = Instant::now() + LOCK_WAIT;
-    loop {
-        match config.open() {
-            Err(e) if is_locked(&e) && Instant::now() < deadline => thread::sleep(LOCK_RETRY),
-            done => return done,
-        }
-    }
-}
-
-/// Whether `error` says another handle holds the database's lock.
-pub(crate) fn is_locked(error: &sled::Error) -> bool {
-    matches!(error, sled::Error::Io(e) if e.to_string().contains("could not acquire lock"))
-}
+use catalog::store::{is_locked, open_sled};
 
 fn storage(e: &dyn std::fmt::Display) -> Error {
     Error::Storage(e.to_string())

@@ -12,8 +12,8 @@ use super::error::{AuditError, Result};
 use super::record::AuditRecord;
 use super::store::AuditStore;
 #[cfg(test)]
-use crate::store::LOCK_WAIT;
-use crate::store::{is_locked, open_sled};
+use catalog::store::LOCK_WAIT;
+use catalog::store::{is_locked, open_sled};
 
 /// Name of the sled tree holding the chain.
 pub const AUDIT_TREE: &str = "audit_records";
@@ -39,7 +39,7 @@ impl SledAuditStore {
     ///
     /// sled locks the database while it is open and releases the lock a
     /// moment after the last handle is dropped, from its own threads; so a
-    /// locked database is retried for a while (`crate::store::open_sled`) before giving up
+    /// locked database is retried for a while (`catalog::store::open_sled`) before giving up
     /// (then another handle, such as a running connector, holds it).
     pub fn open(path: &Path) -> Result<Self> {
         let config = sled::Config::new().path(path).cache_capacity(CACHE_BYTES);
