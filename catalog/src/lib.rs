@@ -11,7 +11,9 @@
 //! - [`store`]: the storage trait, sled and in-memory.
 //! - [`service`]: [`Catalog`], tying them together; [`api`] is its HTTP
 //!   layer (axum) and the only module that knows HTTP status codes;
-//!   [`server`] runs it; [`client`] talks to it.
+//!   [`server`] runs it; [`client`] talks to it. [`api::kit`] and
+//!   [`api::reply`] are the HTTP error layer the connector's API shares.
+//! - [`sample`]: sample providers and descriptions for tests and benches.
 //!
 //! Domain modules never import axum.
 //!
